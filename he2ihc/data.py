@@ -344,10 +344,16 @@ class PairedTiles(torch.utils.data.Dataset):
         vflip:bool=False,    # random vertical flip (shared by the pair)
         unpaired:bool=False, # draw a random IHC partner for each H&E tile
         warn:bool=True,      # warn about each converted (not 8-bit RGB) image, in each loader process
+        multimag=None,       # pair transform replacing the random crop, e.g. `he2ihc.magnification.MultiMagViews(crop_size)`
     ):
         if not pairs: raise ValueError("no pairs to load")
         if crop_size is not None and crop_size < 1: raise ValueError(f"crop_size must be a positive number of pixels or None, got {crop_size}")
+        if multimag is not None:
+            if unpaired: raise ValueError("multimag views are drawn for aligned pairs; they cannot be used with unpaired=True")
+            if getattr(multimag, 'size', crop_size) != crop_size:
+                raise ValueError(f"multimag draws {multimag.size}-pixel views but crop_size is {crop_size}; pass crop_size={multimag.size}")
         self.pairs, self.crop_size, self.flip, self.vflip, self.unpaired, self.warn = list(pairs), crop_size, flip, vflip, unpaired, warn
+        self.multimag = multimag
 
     def __len__(self): return len(self.pairs)
 
@@ -372,8 +378,12 @@ class PairedTiles(torch.utils.data.Dataset):
             ihc = np.asarray(load_rgb(p.ihc, self.warn))
             if he.shape != ihc.shape:
                 raise ValueError(f"{p.he} is {he.shape[1]}x{he.shape[0]} but its IHC partner {p.ihc} is {ihc.shape[1]}x{ihc.shape[0]}")
-            he, top, left = self._crop(he, p.he)
-            ihc, *_ = self._crop(ihc, p.ihc, top, left)
+            if self.multimag is None:
+                he, top, left = self._crop(he, p.he)
+                ihc, *_ = self._crop(ihc, p.ihc, top, left)
+            else:
+                try: he, ihc = self.multimag((he, ihc))
+                except ValueError as e: raise ValueError(f"{p.he}: {e}") from None
         if self.flip and random.random() < 0.5: he, ihc = he[:, ::-1], ihc[:, ::-1]
         if self.vflip and random.random() < 0.5: he, ihc = he[::-1], ihc[::-1]
         return rgb_to_tensor(he), rgb_to_tensor(ihc)
@@ -416,6 +426,7 @@ def paired_dls(
     num_workers:int=None,    # loader processes; None: none on the CPU, one per core (at most 8) with a GPU
     device=None,             # where batches go; None: fastai's default device (CUDA when present)
     check:bool=True,         # refuse a dataset whose headers show errors
+    multimag=None,           # training views in place of the random crop: a `he2ihc.magnification.MultiMagViews(crop_size)`
 )->DataLoaders:
     "fastai `DataLoaders` of (H&E, IHC) batches in [-1, 1] from a paired dataset."
     if bs < 1 or val_bs < 1: raise ValueError(f"batch sizes must be at least 1, got bs={bs}, val_bs={val_bs}")
@@ -443,8 +454,9 @@ def paired_dls(
         if val_bs > 1: _one_size(splits[valid_split], rep, 'validation')
         if crop_size is None and bs > 1: _one_size(splits[train_split], rep, 'training')
     device = default_device() if device is None else torch.device(device)
-    if num_workers is None: num_workers = min(8, num_cpus()) if device.type == 'cuda' else 0
-    train_ds = PairedTiles(splits[train_split], crop_size, flip=flip, vflip=vflip, unpaired=unpaired, warn=not check)
+    if num_workers is None:   # (an upscaler on the GPU cannot run in forked loader processes)
+        num_workers = min(8, num_cpus()) if device.type == 'cuda' and not getattr(multimag, 'uses_cuda', False) else 0
+    train_ds = PairedTiles(splits[train_split], crop_size, flip=flip, vflip=vflip, unpaired=unpaired, warn=not check, multimag=multimag)
     valid_ds = PairedTiles(splits[valid_split], warn=not check)
     train = PairedDL(train_ds, bs=bs, shuffle=True, drop_last=len(train_ds) >= bs, num_workers=num_workers, device=device)
     valid = PairedDL(valid_ds, bs=val_bs, shuffle=False, num_workers=num_workers, device=device)
