@@ -1,53 +1,170 @@
-"""Time training iterations: seconds per iteration of each method preset (batch 1, full-size networks).
+"""Time training steps: seconds per iteration, images per second, peak memory and FLOPs of method presets.
 
-Usage: python benchmarks/train_step.py [--methods asp ours] [--crop 256] [--iters 6] [--precision fp32] [--out results.json]
-Times whole fastai iterations (D step + G step, every loss term) after one warm-up epoch of 2 iterations.
-Not a test: figures depend on the machine.
+Usage:
+    python benchmarks/train_step.py [--methods asp ours] [--size 256] [--bs 1] [--iters 4] [--rounds 2]
+                                    [--precision fp32] [--channels-last] [--reference PATH] [--out results.json]
+
+Each step is `StainTrainer`'s whole update (D step + G step, every loss term, both optimisers) on a fixed batch
+already on the device, so data loading is left out (benchmarks/data_loading.py times that). Methods are timed in
+rounds, interleaved (round 1: asp, ours, ...; round 2: ...), so that a machine whose load changes affects them alike;
+compare methods by the ratios of one run. `--reference PATH` adds the public ASP implementation's step (a checkout of
+github.com/lifangda01/AdaptiveSupervisedPatchNCE; see reference_step.py) to the rounds.
+
+FLOPs per step are counted once per method with torch.utils.flop_counter (matrix products and convolutions, forward
+and backward); utilisation = FLOPs per step / seconds per step / the device's peak (--peak-tflops, or the table below
+for known GPUs). Peak memory is torch.cuda.max_memory_allocated on a GPU, the process's resident set size (sampled)
+on a CPU. Results: JSON (--out) and a markdown table (--md). Not a test: figures depend on the machine.
 """
-import argparse, json, os, platform, tempfile, time, warnings
+import argparse, json, os, platform, sys, threading, time, warnings
 from pathlib import Path
 import torch
-from fastai.callback.core import Callback
-from he2ihc.synthetic import make_demo_dataset
-from he2ihc.data import paired_dls
-from he2ihc.train import stain_learner
 
-class IterTimer(Callback):
-    "Wall time of each training iteration (synchronised on CUDA)."
-    order = 0
-    def before_fit(self): self.times = []
-    def before_batch(self):
-        if self.training:
-            if torch.cuda.is_available(): torch.cuda.synchronize()
-            self.t = time.perf_counter()
-    def after_batch(self):
-        if self.training:
-            if torch.cuda.is_available(): torch.cuda.synchronize()
-            self.times.append(time.perf_counter() - self.t)
+# dense (no sparsity) peak TFLOP/s from NVIDIA's data sheets (H100 SXM5 / H200 SXM: same compute; A100 SXM4 80GB)
+# 'tf32': float32 convolutions on tensor cores, which PyTorch allows by default (torch.backends.cudnn.allow_tf32)
+PEAK_TFLOPS = {'H100': {'bf16': 989.0, 'fp16': 989.0, 'tf32': 494.7, 'fp32': 67.0},
+               'H200': {'bf16': 989.0, 'fp16': 989.0, 'tf32': 494.7, 'fp32': 67.0},
+               'A100': {'bf16': 312.0, 'fp16': 312.0, 'tf32': 156.0, 'fp32': 19.5}}
 
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument('--methods', nargs='+', default=['asp', 'ours'])
-    p.add_argument('--crop', type=int, default=256, help="training crop side")
-    p.add_argument('--iters', type=int, default=6, help="timed iterations per method")
-    p.add_argument('--precision', default='fp32', choices=['fp32', 'bf16', 'fp16'])
-    p.add_argument('--channels-last', action='store_true')
-    p.add_argument('--out', type=Path, default=None)
-    a = p.parse_args()
-    res = dict(machine=platform.node(), cpus=os.cpu_count(), torch_threads=torch.get_num_threads(), torch=torch.__version__,
-               gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, crop=a.crop, precision=a.precision)
-    print(json.dumps(res), flush=True)
-    data = make_demo_dataset(Path(tempfile.mkdtemp())/'demo', n_train=a.iters + 2, n_val=1, size=a.crop, progress=False)
-    for m in a.methods:
-        dls = paired_dls(data, crop_size=a.crop, bs=1)
-        timer = IterTimer()
+def device_peak(precision:str, override=None):
+    "Peak TFLOP/s of this device at `precision` (TF32 for fp32 where cuDNN may use it): `override`, else the table, else None."
+    if override: return override
+    if not torch.cuda.is_available(): return None
+    if precision == 'fp32' and torch.backends.cudnn.allow_tf32: precision = 'tf32'
+    name = torch.cuda.get_device_name(0)
+    for k, v in PEAK_TFLOPS.items():
+        if k in name: return v[precision]
+
+class RSSPeak:
+    "Largest resident set size of this process while active (sampled every 10 ms), in bytes."
+    def __enter__(self):
+        self.peak, self.stop = 0, False
+        def sample():
+            while not self.stop:
+                self.peak = max(self.peak, int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE'))
+                time.sleep(0.01)
+        self.t = threading.Thread(target=sample, daemon=True); self.t.start(); return self
+    def __exit__(self, *a): self.stop = True; self.t.join()
+
+def sync(dev):
+    if dev.type == 'cuda': torch.cuda.synchronize()
+
+class He2ihcStep:
+    "One method preset's training step on a fixed batch, driven without the data loader."
+    def __init__(self, method, size, bs, device, precision='fp32', channels_last=False, compile=False, nan_check='step', **overrides):
+        import tempfile
+        from he2ihc.synthetic import make_demo_dataset
+        from he2ihc.data import paired_dls
+        from he2ihc.train import stain_learner
+        global _demo
+        if '_demo' not in globals():   # any tiny dataset: the learner needs DataLoaders, the batch is made here
+            _demo = make_demo_dataset(Path(tempfile.mkdtemp())/'demo', n_train=2, n_val=1, size=64, seed=0, progress=False)
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            learn = stain_learner(dls, m, seed=0, precision=a.precision, channels_last=a.channels_last, cbs=[timer])
-        with learn.no_bar(), learn.no_logging(): learn.fit_flat_lin(1, 0)
-        t = timer.times[2:]   # the first two iterations warm up allocators and kernels
-        res[f'{m}_s_per_iter'] = round(sum(t) / len(t), 3)
-        print(f"{m}: {res[f'{m}_s_per_iter']} s/iter at {a.crop}x{a.crop}, batch 1 ({len(t)} timed iterations)", flush=True)
-    if a.out: a.out.write_text(json.dumps(res, indent=1))
+            dls = paired_dls(_demo, crop_size=64, bs=1, device=device)
+            self.learn = learn = stain_learner(dls, method, precision=precision, channels_last=channels_last, compile=compile,
+                                               nan_check=nan_check, seed=0, **overrides)
+        learn.create_opt(); learn.model.train(); learn.epoch, learn.training = 0, True
+        self.t = learn.stain_trainer; self.t.before_fit()
+        g = torch.Generator().manual_seed(0)
+        he, ihc = [(torch.rand(bs, 3, size, size, generator=g) * 2 - 1).to(device) for _ in range(2)]
+        if channels_last: he, ihc = [x.contiguous(memory_format=torch.channels_last) for x in (he, ihc)]
+        learn.xb, learn.yb = (he,), (ihc,)
+        self.device = torch.device(device)
+    def __call__(self):
+        terms = self.t._step_paired()
+        self.t._pending.append((list(terms), 1, torch.stack([v.detach().float() for v in terms.values()])))  # as before_batch does
+    def finish(self): self.t._flush(); self.t._history.clear()
+
+def count_flops(step)->float:
+    from torch.utils.flop_counter import FlopCounterMode
+    fc = FlopCounterMode(display=False)
+    with fc: step()
+    return fc.get_total_flops()
+
+def run(steps:dict, bs:int, iters:int, rounds:int, warmup:int=2)->dict:
+    "Time the `steps` (name -> callable) interleaved: `rounds` rounds of `iters` steps each, after `warmup` steps."
+    res = {}
+    for name, step in steps.items():
+        for _ in range(warmup): step()
+        if hasattr(step, 'finish'): step.finish()
+        res[name] = dict(times=[], peak_mem=0, loadavg=[])
+    for r in range(rounds):
+        for name, step in steps.items():
+            dev = getattr(step, 'device', torch.device('cpu'))
+            if dev.type == 'cuda': torch.cuda.reset_peak_memory_stats()
+            with RSSPeak() as rss:
+                for _ in range(iters):
+                    sync(dev); t0 = time.perf_counter(); step(); sync(dev)
+                    res[name]['times'].append(time.perf_counter() - t0)
+            if hasattr(step, 'finish'): step.finish()
+            mem = torch.cuda.max_memory_allocated() if dev.type == 'cuda' else rss.peak
+            res[name]['peak_mem'] = max(res[name]['peak_mem'], mem)
+            res[name]['loadavg'].append(round(os.getloadavg()[0], 2))
+    for name, r in res.items():
+        t = sorted(r['times'])
+        r['s_per_iter'] = sum(r['times']) / len(r['times'])
+        r['s_per_iter_median'] = t[len(t) // 2]
+        r['images_per_s'] = bs / r['s_per_iter']
+    return res
+
+def markdown(rows:list)->str:
+    head = ('| device | method | size | batch | precision | s/iter | images/s | peak memory (GiB) | GFLOP/step | utilisation | '
+            'ratio to first | load avg |\n|' + '---|' * 12)
+    out = [head]
+    for r in rows:
+        util = f"{100 * r['utilisation']:.1f} %" if r.get('utilisation') is not None else '-'
+        out.append(f"| {r['device']} | {r['method']} | {r['size']} | {r['bs']} | {r['precision']} | {r['s_per_iter']:.3f} | "
+                   f"{r['images_per_s']:.2f} | {r['peak_mem'] / 2**30:.2f} | {r['gflop']:.0f} | {util} | {r['ratio']:.2f} | "
+                   f"{', '.join(str(x) for x in r['loadavg'])} |")
+    return '\n'.join(out)
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--methods', nargs='+', default=['asp', 'ours'])
+    p.add_argument('--size', type=int, default=256, help="training crop side")
+    p.add_argument('--bs', type=int, default=1)
+    p.add_argument('--iters', type=int, default=3, help="timed steps per method and round")
+    p.add_argument('--rounds', type=int, default=2)
+    p.add_argument('--warmup', type=int, default=2)
+    p.add_argument('--precision', default='fp32', choices=['fp32', 'bf16', 'fp16'])
+    p.add_argument('--channels-last', action='store_true')
+    p.add_argument('--compile', action='store_true', help="torch.compile the generator and discriminator passes")
+    p.add_argument('--nan-check', default='step', choices=['step', 'epoch'])
+    p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    p.add_argument('--reference', type=Path, default=None, help="checkout of the public ASP code: time its step too, first")
+    p.add_argument('--no-flops', action='store_true')
+    p.add_argument('--peak-tflops', type=float, default=None, help="the device's peak, for utilisation (default: known GPUs)")
+    p.add_argument('--out', type=Path, default=None, help="JSON file")
+    p.add_argument('--md', type=Path, default=None, help="markdown table file")
+    a = p.parse_args(argv)
+    dev = torch.device(a.device)
+    name = torch.cuda.get_device_name(0) if dev.type == 'cuda' else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    info = dict(device=name, torch=torch.__version__, size=a.size, bs=a.bs, precision=a.precision, channels_last=a.channels_last,
+                compile=a.compile, loadavg_start=os.getloadavg())
+    print(json.dumps(info), flush=True)
+    steps = {}
+    if a.reference is not None:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from reference_step import ReferenceStep
+        if a.precision != 'fp32': raise SystemExit("the reference trains in float32 only")
+        steps['reference'] = ReferenceStep(a.reference, a.size, a.bs, a.device)
+    for m in a.methods: steps[m] = He2ihcStep(m, a.size, a.bs, a.device, a.precision, a.channels_last, a.compile, a.nan_check)
+    res = run(steps, a.bs, a.iters, a.rounds, a.warmup)
+    peak = device_peak(a.precision, a.peak_tflops)
+    first = next(iter(res.values()))['s_per_iter']
+    rows = []
+    for m, r in res.items():
+        gflop = 0 if a.no_flops else count_flops(steps[m]) / 1e9
+        util = gflop / r['s_per_iter'] / (peak * 1e3) if peak and gflop else None
+        rows.append(dict(device=name, method=m, size=a.size, bs=a.bs, precision=a.precision + (' cl' if a.channels_last else ''),
+                         gflop=gflop, utilisation=util, ratio=r['s_per_iter'] / first, **r))
+        print(f"{m}: {r['s_per_iter']:.3f} s/iter ({r['images_per_s']:.2f} images/s), {gflop:.0f} GFLOP/step, "
+              f"peak memory {r['peak_mem'] / 2**30:.2f} GiB, ratio to {next(iter(res))} {r['s_per_iter'] / first:.3f}, "
+              f"load {r['loadavg']}", flush=True)
+    table = markdown(rows)
+    print(table)
+    if a.out: a.out.write_text(json.dumps(dict(info=info, rows=rows), indent=1))
+    if a.md: a.md.write_text(table + '\n')
+    return rows
 
 if __name__ == '__main__': main()
