@@ -2,7 +2,8 @@
 
 Usage:
     python benchmarks/slide_inference.py [--sizes 5000x5000 20000x20000] [--tissue 0.25] [--tile 512] [--overlap 64]
-                                         [--ngf 4] [--blocks 1] [--tiles 8] [--paper] [--device cpu] [--out results.json]
+                                         [--ngf 4] [--blocks 1] [--tiles 8] [--paper] [--slide-generator tiny|paper] [--precision fp32|bf16]
+                                         [--device cpu] [--out results.json]
 
 Two measurements:
 
@@ -77,12 +78,12 @@ def child(args):
     "Translate one slide in this (fresh) process and print a JSON line with its figures."
     from he2ihc.inference import translate_slide
     base = vm_hwm_mb()
-    G = tiny_generator(args.ngf, args.blocks)
+    G = paper_generator() if args.slide_generator == 'paper' else tiny_generator(args.ngf, args.blocks)
     import he2ihc.inference   # imports done: what follows is the translation itself
     after_imports = vm_hwm_mb()
     r = translate_slide(G, args.slide, args.out_slide, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
-                        device=args.device, progress=False, overwrite=True)
-    print(json.dumps(dict(size=f"{r.size[0]}x{r.size[1]}", windows=r.n_tiles, tissue_windows=r.n_tissue, seconds=round(r.seconds, 1),
+                        device=args.device, precision=args.precision, progress=False, overwrite=True)
+    print(json.dumps(dict(generator=args.slide_generator, precision=args.precision, size=f"{r.size[0]}x{r.size[1]}", windows=r.n_tiles, tissue_windows=r.n_tissue, seconds=round(r.seconds, 1),
                           windows_per_s=round(r.tiles_per_s, 2), mpx_per_s=round(r.megapixels_per_s, 2),
                           rss_start_mb=round(base), rss_after_imports_mb=round(after_imports), peak_rss_mb=round(vm_hwm_mb()))))
 
@@ -95,6 +96,9 @@ def main():
     p.add_argument('--tissue', type=float, default=0.25, help="fraction of each slide covered by tissue")
     p.add_argument('--tiles', type=int, default=8, help="windows timed per throughput measurement")
     p.add_argument('--paper', action='store_true', help="also time the paper's full-size generator")
+    p.add_argument('--slide-generator', choices=('tiny', 'paper'), default='tiny',
+                   help="generator that translates the slides: the tiny one (memory test) or the paper's (throughput on a GPU)")
+    p.add_argument('--precision', choices=('fp32', 'bf16', 'fp16'), default='fp32', help="autocast for the slides (GPU)")
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--dir', type=Path, default=None, help="where to write the synthetic slides (default: a temporary folder)")
     p.add_argument('--out', type=Path, default=None, help="write the results as JSON here")
@@ -123,7 +127,8 @@ def main():
             wrote = time.perf_counter() - t0
             out = subprocess.run([sys.executable, __file__, '--child', '--slide', str(src), '--out-slide', str(dst),
                                   '--tile', str(args.tile), '--overlap', str(args.overlap), '--batch-size', str(args.batch_size),
-                                  '--ngf', str(args.ngf), '--blocks', str(args.blocks), '--device', args.device],
+                                  '--ngf', str(args.ngf), '--blocks', str(args.blocks), '--device', args.device,
+                                  '--slide-generator', args.slide_generator, '--precision', args.precision],
                                  capture_output=True, text=True)
             if out.returncode: sys.exit(out.stderr)
             r = json.loads(out.stdout.strip().splitlines()[-1])
