@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# GPU checks and figures of the training chapter (one run, about 4 minutes on an H100). Figures go to $OUT (or ./gpu_out):
-#  1. mixed precision and channels-last train finite losses (tiny networks, fastai loop);
-#  2. training steps of asp and ours at 512x512, batch 1, fp32 and bf16 (+ channels-last): s/iter, images/s, memory,
-#     FLOPs and utilisation of the card's peak (benchmarks/train_step.py);
-#  3. the largest batch that fits (searched over a few sizes, OOM caught), timed the same way;
-#  4. generator inference throughput in megapixels/s (benchmarks/generator_inference.py).
+# GPU checks and figures of the training chapter. Figures go to $OUT (or ./gpu_out). SECTIONS picks what runs
+# (default: all of "train step bsmax compile inference"):
+#  train     mixed precision and channels-last train finite losses (tiny networks, fastai loop);
+#  step      training steps of asp and ours at 512x512, batch 1, fp32 and bf16 (+ channels-last): s/iter, images/s,
+#            memory, FLOPs and utilisation of the card's peak (benchmarks/train_step.py);
+#  bsmax     for asp and ours, fp32 and bf16: the largest batch that fits, predicted from the peak memory at batches 8
+#            and 16 (memory grows linearly with the batch) and confirmed by running it (one step smaller on OOM), then
+#            timed the same way (BSMAX="asp:bf16 ours:fp32" picks configurations); expandable segments keep the
+#            allocator's fragmentation from failing a batch in the timed run that fitted in the search;
+#  compile   asp and ours with and without torch.compile, batch 1 and 8, in the same rounds;
+#  inference generator inference throughput in megapixels/s (benchmarks/generator_inference.py).
 set -uo pipefail
+export PYTORCH_CUDA_ALLOC_CONF=${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}
 OUT=${OUT:-gpu_out}; mkdir -p "$OUT"
-SIZE=${SIZE:-512}; BATCHES=${BATCHES:-"4 8 16"}; ITERS=${ITERS:-5}
+SIZE=${SIZE:-512}; ITERS=${ITERS:-5}; SECTIONS=${SECTIONS:-"train step bsmax compile inference"}
+has() { [[ " $SECTIONS " == *" $1 "* ]]; }
+if has train; then
 python - <<'PY' 2>&1 | grep -v Warning | tee "$OUT/cuda_training.txt"
 import math, tempfile, warnings, torch
 warnings.simplefilter('ignore')
@@ -28,28 +36,56 @@ for prec, cl, nc in (('bf16', False, 'step'), ('fp16', False, 'step'), ('bf16', 
     print(f"{prec} channels_last={cl} nan_check={nc}: finite={ok} psnr={vals['psnr']:.2f} ssim={vals['ssim']:.3f}")
     assert ok
 PY
+fi
 T="python benchmarks/train_step.py --size $SIZE --iters $ITERS --rounds 1"
+if has step; then
 $T --bs 1 --precision fp32 --out "$OUT/step_fp32_bs1.json" --md "$OUT/step_fp32_bs1.md" 2>&1 | grep -v Warning | tail -4
 $T --bs 1 --precision bf16 --channels-last --out "$OUT/step_bf16_bs1.json" --md "$OUT/step_bf16_bs1.md" 2>&1 | grep -v Warning | tail -4
-for prec in bf16 fp32; do
-  BS=$(python - "$prec" $BATCHES <<'PY' 2>/dev/null | tail -1
+fi
+if has bsmax; then
+for cfg in ${BSMAX:-asp:fp32 asp:bf16 ours:fp32 ours:bf16}; do m=${cfg%:*}; prec=${cfg#*:}
+  BS=$(python - "$m" "$prec" "$SIZE" <<'PY' 2>>"$OUT/bsmax_search.txt" | tail -1
 import sys, gc, torch, warnings
 warnings.simplefilter('ignore')
 sys.path.insert(0, 'benchmarks')
 from train_step import He2ihcStep
-prec, best = sys.argv[1], 1
-for bs in map(int, sys.argv[2:]):
+method, prec, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+total = torch.cuda.get_device_properties(0).total_memory
+def peak(bs):
+    "Peak memory of two steps at batch `bs`, or None if it runs out of memory."
+    s = None
     try:
-        s = He2ihcStep('ours', int(__import__('os').environ.get('SIZE', 512)), bs, 'cuda', prec, channels_last=prec == 'bf16'); s(); s(); torch.cuda.synchronize()
-        best = bs; print(f"batch {bs}: fits, {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB", file=sys.stderr)
-    except torch.OutOfMemoryError: print(f"batch {bs}: out of memory", file=sys.stderr); break
+        s = He2ihcStep(method, size, bs, 'cuda', prec, channels_last=prec == 'bf16'); s(); s(); torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated()
+    except torch.OutOfMemoryError: return None
+    except RuntimeError as e:   # a single tensor past 2**31 elements: some kernels (reflection padding) refuse it
+        if '32-bit index' in str(e): return None
+        raise
     finally:
         s = None; gc.collect(); torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
-print(best)
+m8, m16 = peak(8), peak(16)
+per = (m16 - m8) / 8; base = m8 - 8 * per
+bs = int((total - base) / per)
+print(f"{method} {prec}: {m8 / 2**30:.1f} GiB at 8, {m16 / 2**30:.1f} at 16, {per / 2**30:.2f} per image: predicted {bs} of {total / 2**30:.0f} GiB", file=sys.stderr)
+while bs > 16:
+    m = peak(bs)
+    print(f"  batch {bs}: " + (f"fits, {m / 2**30:.1f} GiB" if m else "does not fit (out of memory, or a tensor too large to index)"), file=sys.stderr)
+    if m: break
+    bs -= max(1, bs // 16)
+print(max(bs, 16))
 PY
 )
-  echo "largest batch that fits ($prec, ours, ${SIZE}x${SIZE}): $BS"
+  echo "largest batch that fits ($m, $prec, ${SIZE}x${SIZE}): $BS"
   CL=$([ "$prec" = bf16 ] && echo --channels-last)
-  $T --bs "$BS" --precision $prec $CL --iters 2 --warmup 1 --out "$OUT/step_${prec}_bs${BS}.json" --md "$OUT/step_${prec}_bsmax.md" 2>&1 | grep -v Warning | tail -4
+  $T --methods $m --bs "$BS" --precision $prec $CL --iters 2 --warmup 1 --out "$OUT/step_${m}_${prec}_bs${BS}.json" --md "$OUT/step_${m}_${prec}_bsmax.md" 2>&1 | grep -v Warning | tail -1
 done
+cat "$OUT/bsmax_search.txt"
+fi
+if has compile; then
+for bs in 1 8; do
+$T --methods asp asp@compile ours ours@compile --bs $bs --precision fp32 --warmup 3 --rounds 2 --out "$OUT/compile_fp32_bs$bs.json" --md "$OUT/compile_fp32_bs$bs.md" 2>&1 | grep -v Warning | tail -6
+done
+fi
+if has inference; then
 python benchmarks/generator_inference.py --out "$OUT/inference.json" 2>&1 | grep -v Warning | tail -8
+fi

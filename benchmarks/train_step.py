@@ -8,14 +8,17 @@ Each step is `StainTrainer`'s whole update (D step + G step, every loss term, bo
 already on the device, so data loading is left out (benchmarks/data_loading.py times that). Methods are timed in
 rounds, interleaved (round 1: asp, ours, ...; round 2: ...), so that a machine whose load changes affects them alike;
 compare methods by the ratios of one run. `--reference PATH` adds the public ASP implementation's step (a checkout of
-github.com/lifangda01/AdaptiveSupervisedPatchNCE; see reference_step.py) to the rounds.
+github.com/lifangda01/AdaptiveSupervisedPatchNCE; see reference_step.py) to the rounds. A method written `asp@onednn`
+runs that preset with PyTorch's default CPU convolutions instead of NNPACK's (he2ihc.models.fast_cpu_convs), and
+`asp@compile` with torch.compile (GPU), so one run can show what each part of the speed-up is worth.
 
 FLOPs per step are counted once per method with torch.utils.flop_counter (matrix products and convolutions, forward
-and backward); utilisation = FLOPs per step / seconds per step / the device's peak (--peak-tflops, or the table below
+and backward, as a direct convolution does them: NNPACK's Winograd and FFT convolutions do fewer multiplications, so
+on a CPU GFLOP/s is the effective rate); utilisation = FLOPs per step / seconds per step / the device's peak (--peak-tflops, or the table below
 for known GPUs). Peak memory is torch.cuda.max_memory_allocated on a GPU, the process's resident set size (sampled)
 on a CPU. Results: JSON (--out) and a markdown table (--md). Not a test: figures depend on the machine.
 """
-import argparse, json, os, platform, sys, threading, time, warnings
+import argparse, contextlib, json, os, platform, sys, threading, time, warnings
 from pathlib import Path
 import torch
 
@@ -55,6 +58,11 @@ class He2ihcStep:
         from he2ihc.synthetic import make_demo_dataset
         from he2ihc.data import paired_dls
         from he2ihc.train import stain_learner
+        from he2ihc.models import fast_cpu_convs
+        method, *flags = method.split('@')
+        if set(flags) - {'onednn', 'compile'}: raise SystemExit(f"unknown method suffix in {method}@{'@'.join(flags)}: use @onednn or @compile")
+        self.convs = (lambda: fast_cpu_convs(False)) if 'onednn' in flags else contextlib.nullcontext
+        compile = compile or 'compile' in flags
         global _demo
         if '_demo' not in globals():   # any tiny dataset: the learner needs DataLoaders, the batch is made here
             _demo = make_demo_dataset(Path(tempfile.mkdtemp())/'demo', n_train=2, n_val=1, size=64, seed=0, progress=False)
@@ -71,14 +79,16 @@ class He2ihcStep:
         learn.xb, learn.yb = (he,), (ihc,)
         self.device = torch.device(device)
     def __call__(self):
-        terms = self.t._step_paired()
+        with self.convs(): terms = self.t._step_paired()
         self.t._pending.append((list(terms), 1, torch.stack([v.detach().float() for v in terms.values()])))  # as before_batch does
     def finish(self): self.t._flush(); self.t._history.clear()
 
 def count_flops(step)->float:
+    "FLOPs of one `step`, as a direct convolution counts them (the counter does not see NNPACK's calls, so it runs without)."
     from torch.utils.flop_counter import FlopCounterMode
+    from he2ihc.models import fast_cpu_convs
     fc = FlopCounterMode(display=False)
-    with fc: step()
+    with fast_cpu_convs(False), fc: step()
     return fc.get_total_flops()
 
 def run(steps:dict, bs:int, iters:int, rounds:int, warmup:int=2)->dict:
@@ -139,8 +149,9 @@ def main(argv=None):
     a = p.parse_args(argv)
     dev = torch.device(a.device)
     name = torch.cuda.get_device_name(0) if dev.type == 'cuda' else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    from he2ihc.models import FAST_CPU_CONVS
     info = dict(device=name, torch=torch.__version__, size=a.size, bs=a.bs, precision=a.precision, channels_last=a.channels_last,
-                compile=a.compile, loadavg_start=os.getloadavg())
+                compile=a.compile, nnpack_cpu_convs=FAST_CPU_CONVS, loadavg_start=os.getloadavg())
     print(json.dumps(info), flush=True)
     steps = {}
     if a.reference is not None:

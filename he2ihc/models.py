@@ -5,19 +5,21 @@
 # %% ../nbs/04_models.ipynb #18efa4ad
 from __future__ import annotations
 import functools, math
+from contextlib import contextmanager
 import numpy as np
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
+from torch.autograd.function import once_differentiable
 from fastcore.basics import patch
 from .attention import AMMFI
 
 # %% auto #0
-__all__ = ['NORMS', 'INIT_TYPES', 'NCE_LAYERS', 'norm_layer', 'n_params', 'Downsample', 'Upsample', 'ResnetBlock', 'init_weights',
-           'add_spectral_norm', 'pad_to_multiple', 'ResnetGenerator', 'UnetBlock', 'UnetGenerator',
-           'NLayerDiscriminator', 'PatchSampleF']
+__all__ = ['NORMS', 'NNPACK', 'FAST_CPU_CONVS', 'INIT_TYPES', 'NCE_LAYERS', 'norm_layer', 'n_params', 'fast_cpu_convs',
+           'nnpack_eligible', 'Conv2d', 'Downsample', 'Upsample', 'ResnetBlock', 'init_weights', 'add_spectral_norm',
+           'pad_to_multiple', 'ResnetGenerator', 'UnetBlock', 'UnetGenerator', 'NLayerDiscriminator', 'PatchSampleF']
 
 # %% ../nbs/04_models.ipynb #f58c4a19
 NORMS = ('batch', 'instance', 'none')
@@ -36,6 +38,74 @@ def n_params(
 )->int:
     "Number of trainable parameters of `module` (filters of anti-aliasing layers are buffers, not counted)."
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+# %% ../nbs/04_models.ipynb #22816943
+def _init_nnpack()->bool:
+    "Whether this build of torch has a working NNPACK; asking also initialises it, which its convolutions need."
+    try: return bool(torch._nnpack_available())
+    except Exception: return False
+
+NNPACK = _init_nnpack()
+FAST_CPU_CONVS = NNPACK and torch.backends.cpu.get_cpu_capability() == 'AVX2'
+
+@contextmanager
+def fast_cpu_convs(enabled:bool=True):
+    "Within the block, run eligible CPU convolutions of he2ihc networks through NNPACK (`enabled`) or PyTorch's default."
+    global FAST_CPU_CONVS
+    old, FAST_CPU_CONVS = FAST_CPU_CONVS, bool(enabled) and NNPACK
+    try: yield
+    finally: FAST_CPU_CONVS = old
+
+def _autocast_cpu()->bool:
+    try: return torch.is_autocast_enabled('cpu')
+    except TypeError: return torch.is_autocast_cpu_enabled()   # torch < 2.4
+
+def nnpack_eligible(
+    conv:nn.Conv2d,  # the layer
+    x:Tensor,        # its input
+    weight:Tensor,   # its weight (after any parametrisation such as spectral norm)
+)->bool:
+    "Whether NNPACK should run `conv` on `x`: float32 on the CPU, stride 1, and an output of at least 64 pixels a side."
+    k = weight.shape[-1]
+    if not (x.device.type == 'cpu' and x.dim() == 4 and x.dtype == weight.dtype == torch.float32 and x.is_contiguous()
+            and conv.groups == 1 and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.padding_mode == 'zeros'
+            and not isinstance(conv.padding, str) and weight.shape[-2] == k and k <= 16 and max(conv.padding) < k
+            and not _autocast_cpu()): return False
+    out = min(s + 2 * p - k + 1 for s, p in zip(x.shape[-2:], conv.padding))
+    return out >= 64 and weight.shape[1] * k * k >= 64
+
+def _nnpack_conv(x:Tensor, weight:Tensor, bias, padding)->Tensor:
+    "NNPACK's convolution, one sample at a time."
+    ys = [torch._nnpack_spatial_convolution(x[i:i + 1], weight, bias, list(padding)) for i in range(len(x))]
+    return ys[0] if len(ys) == 1 else torch.cat(ys)
+
+class _NNPACKConv2d(torch.autograd.Function):
+    "Stride-1 convolution: forward and input gradient through NNPACK, weight and bias gradients through PyTorch."
+    @staticmethod
+    def forward(ctx, x, weight, bias, padding):
+        ctx.save_for_backward(x, weight); ctx.padding, ctx.has_bias = tuple(padding), bias is not None
+        return _nnpack_conv(x, weight.contiguous(), bias, padding)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        grad, k = grad.contiguous(), weight.shape[-1]
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = _nnpack_conv(grad, weight.flip(2, 3).transpose(0, 1).contiguous(), None, [k - 1 - p for p in ctx.padding])
+        want_w, want_b = ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]
+        if want_w or want_b:
+            _, gw, gb = torch.ops.aten.convolution_backward(grad, x, weight, [weight.shape[0]] if ctx.has_bias else None,
+                [1, 1], list(ctx.padding), [1, 1], False, [0, 0], 1, [False, want_w, want_b])
+        return gx, gw, gb, None
+
+class Conv2d(nn.Conv2d):
+    "`nn.Conv2d` that runs through NNPACK on a CPU where `nnpack_eligible` says so (and `FAST_CPU_CONVS` is on)."
+    def _conv_forward(self, input:Tensor, weight:Tensor, bias:Tensor|None)->Tensor:
+        if FAST_CPU_CONVS and nnpack_eligible(self, input, weight):
+            return _NNPACKConv2d.apply(input, weight, bias, self.padding)
+        return super()._conv_forward(input, weight, bias)
 
 # %% ../nbs/04_models.ipynb #e837d832
 def _binomial(size:int)->Tensor:
@@ -67,14 +137,14 @@ class Upsample(nn.Module):
                                  padding=1 + (self.filt_size - 1) // 2, groups=x.shape[1])[:, :, 1:, 1:]
         return out if self.filt_size % 2 else out[:, :, :-1, :-1]
 
-# %% ../nbs/04_models.ipynb #c87f6054
+# %% ../nbs/04_models.ipynb #8054003b
 class ResnetBlock(nn.Module):
     "Residual block: x + norm(conv(relu(norm(conv(x))))), reflection padding."
     def __init__(self, dim:int, norm_layer=nn.InstanceNorm2d, use_dropout:bool=False, use_bias:bool=True):
         super().__init__()
-        layers = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), norm_layer(dim), nn.ReLU(True)]
+        layers = [nn.ReflectionPad2d(1), Conv2d(dim, dim, 3, bias=use_bias), norm_layer(dim), nn.ReLU(True)]
         if use_dropout: layers.append(nn.Dropout(0.5))
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), norm_layer(dim)]
+        layers += [nn.ReflectionPad2d(1), Conv2d(dim, dim, 3, bias=use_bias), norm_layer(dim)]
         self.conv_block = nn.Sequential(*layers)
 
     def forward(self, x:Tensor)->Tensor: return x + self.conv_block(x)
@@ -131,7 +201,7 @@ def pad_to_multiple(
         x = F.pad(x, (0, pw, 0, ph), mode=mode)
     return x, (h, w)
 
-# %% ../nbs/04_models.ipynb #8dc21555
+# %% ../nbs/04_models.ipynb #c9e850f1
 class ResnetGenerator(nn.Module):
     "ResNet generator of CycleGAN/CUT/ASP; with `ammfi=True`, the paper's AMMFI generator."
     def __init__(self,
@@ -149,22 +219,22 @@ class ResnetGenerator(nn.Module):
         if n_blocks < 0: raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
         nl = norm_layer(norm)
         bias = norm == 'instance'    # the reference keeps biases before instance norm (it has no shift of its own)
-        model = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=bias), nl(ngf), nn.ReLU(True)]
+        model = [nn.ReflectionPad2d(3), Conv2d(input_nc, ngf, 7, bias=bias), nl(ngf), nn.ReLU(True)]
         skips = [len(model) - 1]
         for i in range(2):
             c = ngf * 2 ** i
-            if antialias: model += [nn.Conv2d(c, 2 * c, 3, padding=1, bias=bias), nl(2 * c), nn.ReLU(True), Downsample(2 * c)]
-            else: model += [nn.Conv2d(c, 2 * c, 3, stride=2, padding=1, bias=bias), nl(2 * c), nn.ReLU(True)]
+            if antialias: model += [Conv2d(c, 2 * c, 3, padding=1, bias=bias), nl(2 * c), nn.ReLU(True), Downsample(2 * c)]
+            else: model += [Conv2d(c, 2 * c, 3, stride=2, padding=1, bias=bias), nl(2 * c), nn.ReLU(True)]
             skips.append(len(model) - 1)
         self.n_encoder = len(model)
         model += [ResnetBlock(4 * ngf, nl, use_dropout, bias) for _ in range(n_blocks)]
         joins = [len(model) - 1]
         for i in range(2):
             c = ngf * 2 ** (2 - i)
-            if antialias: model += [Upsample(c), nn.Conv2d(c, c // 2, 3, padding=1, bias=bias), nl(c // 2), nn.ReLU(True)]
+            if antialias: model += [Upsample(c), Conv2d(c, c // 2, 3, padding=1, bias=bias), nl(c // 2), nn.ReLU(True)]
             else: model += [nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias), nl(c // 2), nn.ReLU(True)]
             joins.append(len(model) - 1)
-        model += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
+        model += [nn.ReflectionPad2d(3), Conv2d(ngf, output_nc, 7), nn.Tanh()]
         self.model = nn.Sequential(*model)
         self.input_nc, self.n_blocks, self.antialias = input_nc, n_blocks, antialias
         # AMMFI j (coarsest first) gates the encoder output skips[2-j] with the decoder output joins[j]
@@ -172,7 +242,7 @@ class ResnetGenerator(nn.Module):
         if ammfi:
             widths = [4 * ngf, 2 * ngf, ngf]
             self.ammfi = nn.ModuleList([AMMFI(c, c) for c in widths])
-            self.fuse = nn.ModuleList([nn.Sequential(nn.Conv2d(2 * c, c, 3, padding=1, bias=bias), nl(c), nn.ReLU(True))
+            self.fuse = nn.ModuleList([nn.Sequential(Conv2d(2 * c, c, 3, padding=1, bias=bias), nl(c), nn.ReLU(True))
                                        for c in widths])
         else: self.ammfi = self.fuse = None
         init_weights(self, init_type, init_gain)
@@ -258,7 +328,7 @@ def nce_channels(self:ResnetGenerator, layers=NCE_LAYERS)->list:
         if i in layers: out.append(c)
         if i == max(layers): return out
 
-# %% ../nbs/04_models.ipynb #37836078
+# %% ../nbs/04_models.ipynb #07818ad5
 class UnetBlock(nn.Module):
     "One U-Net level: down, the inner levels, up; all but the outermost concatenate their input."
     def __init__(self, outer_nc:int, inner_nc:int, input_nc:int|None=None, submodule:nn.Module|None=None,
@@ -266,7 +336,7 @@ class UnetBlock(nn.Module):
         super().__init__()
         self.outermost = outermost
         bias = norm_layer == nn.InstanceNorm2d or getattr(norm_layer, 'func', None) == nn.InstanceNorm2d
-        downconv = nn.Conv2d(input_nc or outer_nc, inner_nc, 4, stride=2, padding=1, bias=bias)
+        downconv = Conv2d(input_nc or outer_nc, inner_nc, 4, stride=2, padding=1, bias=bias)
         if outermost:
             model = [downconv, submodule, nn.ReLU(True), nn.ConvTranspose2d(2 * inner_nc, outer_nc, 4, stride=2, padding=1), nn.Tanh()]
         elif innermost:
@@ -306,7 +376,7 @@ class UnetGenerator(nn.Module):
         x, (h, w) = pad_to_multiple(x, self.multiple)
         return self.model(x)[..., :h, :w]
 
-# %% ../nbs/04_models.ipynb #d9cb1403
+# %% ../nbs/04_models.ipynb #cd377280
 class NLayerDiscriminator(nn.Module):
     "PatchGAN discriminator: a map of real/fake logits over overlapping patches."
     def __init__(self,
@@ -322,7 +392,7 @@ class NLayerDiscriminator(nn.Module):
         if n_layers < 1: raise ValueError(f"n_layers must be >= 1, got {n_layers}")
         nl, bias = norm_layer(norm), norm == 'instance'   # as the reference: biases only before instance norm
         def down(cin, cout, b, use_norm):
-            layers = [nn.Conv2d(cin, cout, 4, stride=1 if antialias else 2, padding=1, bias=b)]
+            layers = [Conv2d(cin, cout, 4, stride=1 if antialias else 2, padding=1, bias=b)]
             if use_norm: layers.append(nl(cout))
             layers.append(nn.LeakyReLU(0.2, True))
             return layers + ([Downsample(cout)] if antialias else [])
@@ -331,8 +401,8 @@ class NLayerDiscriminator(nn.Module):
             prev, mult = mult, min(2 ** n, 8)
             seq += down(ndf * prev, ndf * mult, bias, True)
         prev, mult = mult, min(2 ** n_layers, 8)
-        seq += [nn.Conv2d(ndf * prev, ndf * mult, 4, padding=1, bias=bias), nl(ndf * mult), nn.LeakyReLU(0.2, True),
-                nn.Conv2d(ndf * mult, 1, 4, padding=1)]
+        seq += [Conv2d(ndf * prev, ndf * mult, 4, padding=1, bias=bias), nl(ndf * mult), nn.LeakyReLU(0.2, True),
+                Conv2d(ndf * mult, 1, 4, padding=1)]
         self.model = nn.Sequential(*seq)
         init_weights(self, init_type, init_gain)
         if spectral: add_spectral_norm(self)
