@@ -223,7 +223,7 @@ def build_parser()->argparse.ArgumentParser:
     d.add_argument('--out', type=Path, default=Path('demo_run'), help="run folder (default ./demo_run)")
     d.add_argument('--data', type=Path, default=None, help="dataset to use instead of OUT/data (made if missing)")
     d.add_argument('--method', choices=list(PRESETS), default='ours', help="method preset (default ours)")
-    d.add_argument('--epochs', type=int, default=None, help="epochs at the initial learning rate (default 12)")
+    d.add_argument('--epochs', type=int, default=None, help="epochs at the initial learning rate (default 16)")
     d.add_argument('--decay', type=int, default=None, help="epochs of linear decay (default 4)")
     d.add_argument('--resume', action='store_true', help="continue an interrupted demo from OUT/checkpoint.pt")
     d.add_argument('--seed', type=int, default=0, help="random seed (default 0)")

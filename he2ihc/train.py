@@ -713,7 +713,7 @@ def stain_learner(
     return learn
 
 # %% ../nbs/06_train.ipynb #7f4e3a03
-DEMO_SETTINGS = dict(ngf=16, crop_size=96, n_epochs=12, n_epochs_decay=4)
+DEMO_SETTINGS = dict(ngf=16, crop_size=96, n_epochs=16, n_epochs_decay=4)
 
 def evaluate_translations(
     G:nn.Module,      # generator to evaluate (None: the identity, H&E itself as the prediction)
