@@ -11,7 +11,7 @@ from . import __version__
 from .data import check_pairs
 from .synthetic import make_demo_dataset
 from .magnification import build_multimag_dataset, read_multimag_manifest, ResizeUpscaler, RRDBUpscaler
-from .train import PRESETS, PRECISIONS, get_preset, stain_learner, train_demo, makes_multimag, CheckpointError, NonFiniteLossError
+from .train import PRESETS, PRECISIONS, DEMO_SETTINGS, get_preset, stain_learner, train_demo, makes_multimag, CheckpointError, NonFiniteLossError
 from .metrics import METRICS, evaluate_folders, evaluate_generator, format_table
 from .inference import translate_folder, translate_slide
 
@@ -223,8 +223,8 @@ def build_parser()->argparse.ArgumentParser:
     d.add_argument('--out', type=Path, default=Path('demo_run'), help="run folder (default ./demo_run)")
     d.add_argument('--data', type=Path, default=None, help="dataset to use instead of OUT/data (made if missing)")
     d.add_argument('--method', choices=list(PRESETS), default='ours', help="method preset (default ours)")
-    d.add_argument('--epochs', type=int, default=None, help="epochs at the initial learning rate (default 16)")
-    d.add_argument('--decay', type=int, default=None, help="epochs of linear decay (default 4)")
+    d.add_argument('--epochs', type=int, default=None, help=f"epochs at the initial learning rate (default {DEMO_SETTINGS['n_epochs']})")
+    d.add_argument('--decay', type=int, default=None, help=f"epochs of linear decay (default {DEMO_SETTINGS['n_epochs_decay']})")
     d.add_argument('--resume', action='store_true', help="continue an interrupted demo from OUT/checkpoint.pt")
     d.add_argument('--seed', type=int, default=0, help="random seed (default 0)")
     d.add_argument('--set', nargs='*', metavar='NAME=VALUE', help="override settings, e.g. --set ngf=16")
