@@ -5,7 +5,7 @@
 #  step      training steps of asp and ours at 512x512, batch 1, fp32 and bf16 (+ channels-last): s/iter, images/s,
 #            memory, FLOPs and utilisation of the card's peak (benchmarks/train_step.py);
 #  bsmax     for asp and ours, fp32 and bf16: the largest batch that fits, predicted from the peak memory at batches 8
-#            and 16 (memory grows linearly with the batch) and confirmed by running it (one step smaller on OOM), then
+#            and 16 (2 and 4, or 1 and 2, on smaller cards; memory grows linearly with the batch) and confirmed by running it (one step smaller on OOM), then
 #            timed the same way (BSMAX="asp:bf16 ours:fp32" picks configurations); expandable segments keep the
 #            allocator's fragmentation from failing a batch in the timed run that fitted in the search;
 #  compile   asp and ours with and without torch.compile, batch 1 and 8, in the same rounds;
@@ -63,16 +63,19 @@ def peak(bs):
         raise
     finally:
         s = None; gc.collect(); torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
-m8, m16 = peak(8), peak(16)
-per = (m16 - m8) / 8; base = m8 - 8 * per
+for lo in (8, 2, 1):   # two batches that fit (smaller cards: smaller pairs)
+    m_lo, m_hi = peak(lo), peak(2 * lo)
+    if m_lo and m_hi: break
+else: sys.exit(f"{method} {prec}: batch 1 and 2 do not both fit at {size}x{size}")
+per = (m_hi - m_lo) / lo; base = m_lo - lo * per
 bs = int((total - base) / per)
-print(f"{method} {prec}: {m8 / 2**30:.1f} GiB at 8, {m16 / 2**30:.1f} at 16, {per / 2**30:.2f} per image: predicted {bs} of {total / 2**30:.0f} GiB", file=sys.stderr)
-while bs > 16:
+print(f"{method} {prec}: {m_lo / 2**30:.1f} GiB at {lo}, {m_hi / 2**30:.1f} at {2 * lo}, {per / 2**30:.2f} per image: predicted {bs} of {total / 2**30:.0f} GiB", file=sys.stderr)
+while bs > 2 * lo:
     m = peak(bs)
     print(f"  batch {bs}: " + (f"fits, {m / 2**30:.1f} GiB" if m else "does not fit (out of memory, or a tensor too large to index)"), file=sys.stderr)
     if m: break
     bs -= max(1, bs // 16)
-print(max(bs, 16))
+print(max(bs, 2 * lo))
 PY
 )
   echo "largest batch that fits ($m, $prec, ${SIZE}x${SIZE}): $BS"
