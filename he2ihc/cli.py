@@ -4,11 +4,11 @@
 
 # %% ../nbs/10_cli.ipynb #bc734f13
 from __future__ import annotations
-import argparse, ast, sys, time, warnings
+import argparse, ast, os, sys, time, warnings
 from pathlib import Path
 
 from . import __version__
-from .data import check_pairs
+from .data import check_pairs, check_output
 from .synthetic import make_demo_dataset
 from .magnification import build_multimag_dataset, read_multimag_manifest, ResizeUpscaler, RRDBUpscaler
 from .train import PRESETS, PRECISIONS, DEMO_SETTINGS, get_preset, stain_learner, train_demo, makes_multimag, CheckpointError, NonFiniteLossError
@@ -24,6 +24,7 @@ def _progress(a):
     return not a.quiet and sys.stdout.isatty()
 
 def _make_demo(a):
+    check_output(a.path, 'folder', 'dataset folder')
     t0 = time.perf_counter()
     path = make_demo_dataset(a.path, n_train=a.n_train, n_val=a.n_val, size=a.size, layout=a.layout, seed=a.seed,
                              max_shift=a.max_shift, max_rotation=a.max_rotation, max_warp=a.max_warp,
@@ -44,6 +45,7 @@ def _zooms(s):
     return tuple(int(z) if z.strip().isdigit() else z.strip() for z in s.split(','))
 
 def _build_multimag(a):
+    check_output(a.dst, 'folder', 'destination folder')
     t0 = time.perf_counter()
     up = RRDBUpscaler(a.weights, a.weights_scale) if a.weights else ResizeUpscaler(a.upscaler)
     dst = build_multimag_dataset(a.src, a.dst, size=a.size, zooms=_zooms(a.zooms), upscaler=up, crops_per_tile=a.crops_per_tile,
@@ -56,6 +58,7 @@ def _build_multimag(a):
     return 0
 
 def _evaluate(a):
+    check_output(a.out, 'folder', '--out folder')
     kw = dict(metrics=tuple(m.strip() for m in a.metrics.split(',')), device=a.device, inception=a.inception,
               resnet50=a.resnet50, alexnet=a.alexnet, progress=_progress(a))
     with warnings.catch_warnings(record=True) as caught:
@@ -77,8 +80,8 @@ def _translate(a):
                          device=a.device, precision=a.precision, tile=a.tile, overlap=a.overlap, progress=_progress(a))
     print(f"translated {len(r.written)} images into {a.dst} in {r.seconds:.1f} s"
           + (f"; skipped {len(r.skipped)} already translated (--overwrite to redo them)" if r.skipped else ""))
-    for f, why in r.failed: print(f"FAILED {why}", file=sys.stderr)
-    if r.failed: print(f"{len(r.failed)} images could not be read; the others are done", file=sys.stderr)
+    for f, why in r.failed: print(f"he2ihc translate: FAILED {why}", file=sys.stderr)
+    if r.failed: print(f"{len(r.failed)} images could not be translated; the others are done")
     return 1 if r.failed else 0
 
 def _translate_slide(a):
@@ -110,7 +113,7 @@ def _epoch_logger():
 def _train(a):
     from he2ihc.data import paired_dls
     from he2ihc.magnification import MultiMagViews
-    out = Path(a.out); ck = out/'checkpoint.pt'
+    out = check_output(a.out, 'folder', '--out folder'); ck = out/'checkpoint.pt'
     if a.resume and not ck.exists(): raise FileNotFoundError(f"--resume: no checkpoint at {ck}")
     if not a.resume and ck.exists():
         raise ValueError(f"{out} already holds a run (checkpoint.pt); continue it with --resume, or choose another --out")
@@ -144,6 +147,7 @@ def _train(a):
     return 0
 
 def _demo(a):
+    check_output(a.out, 'folder', '--out folder')
     r = train_demo(a.out, data=a.data, method=a.method, resume=a.resume, seed=a.seed, progress=_progress(a),
                    **{k: v for k, v in dict(n_epochs=a.epochs, n_epochs_decay=a.decay).items() if v is not None}, **_overrides(a.set))
     res = r['results']; out = Path(r['out'])
@@ -294,6 +298,14 @@ def main(
     try: return a.func(a)
     except (OSError, ValueError, CheckpointError, NonFiniteLossError) as e:   # the message names the problem; no traceback
         print(f"he2ihc {a.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"he2ihc {a.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:   # a fault of he2ihc's, not of the input: one line, and the traceback on request
+        if os.environ.get('HE2IHC_DEBUG'): raise
+        print(f"he2ihc {a.command}: unexpected error: {type(e).__name__}: {e} (run with HE2IHC_DEBUG=1 for the traceback, "
+              "and please report it)", file=sys.stderr)
         return 1
 
 # %% ../nbs/10_cli.ipynb #d44d1dd5

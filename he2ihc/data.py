@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #b32b9291
 from __future__ import annotations
-import re, random, warnings
+import os, pickle, re, random, tempfile, warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +23,10 @@ from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'LAYOUTS', 'HER2_SCORES', 'TRAIN_SPLITS', 'CACHE_LIMIT', 'ImageReadError', 'ImageModeWarning', 'to_rgb8',
-           'open_image', 'load_rgb', 'rgb_to_tensor', 'tensor_to_rgb', 'LayoutError', 'Problem', 'Pair', 'PairIndex',
-           'image_files', 'match_folders', 'find_pairs', 'score_from_name', 'DatasetError', 'DataReport', 'check_pairs',
-           'PairedTiles', 'PairedDL', 'decode_tiles', 'paired_dls']
+           'open_image', 'load_rgb', 'TorchFileError', 'read_torch_file', 'check_output', 'rgb_to_tensor',
+           'tensor_to_rgb', 'LayoutError', 'Problem', 'Pair', 'PairIndex', 'image_files', 'match_folders', 'find_pairs',
+           'score_from_name', 'DatasetError', 'DataReport', 'check_pairs', 'PairedTiles', 'PairedDL', 'decode_tiles',
+           'paired_dls']
 
 # %% ../nbs/00_data.ipynb #e4770189
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.webp')
@@ -93,6 +94,68 @@ def load_rgb(
         if warn: warnings.warn(f"{path}: {conversion} converted to 8-bit RGB", ImageModeWarning, stacklevel=2)
         im = to_rgb8(im)   # 16-bit RGB is already 8-bit RGB once Pillow has decoded it (high bytes)
     return im
+
+# %% ../nbs/00_data.ipynb #dd51e4e1
+class TorchFileError(OSError):
+    "A file that is not a readable PyTorch file of tensors and plain values."
+
+def _pickled_callables(path:Path, limit:int=3)->list:
+    "Names of the Python callables a plain pickle file refers to, read without unpickling (empty if it is no pickle)."
+    import pickletools
+    names, strings = [], []
+    try:
+        with open(path, 'rb') as f:
+            for op, arg, _ in pickletools.genops(f):
+                if op.name in ('SHORT_BINUNICODE', 'BINUNICODE', 'UNICODE'): strings.append(arg)
+                elif op.name == 'GLOBAL': names.append(arg.replace(' ', '.'))
+                elif op.name == 'STACK_GLOBAL' and len(strings) >= 2: names.append('.'.join(strings[-2:]))
+                if len(names) >= limit: break
+    except Exception: pass
+    return names
+
+def read_torch_file(
+    path,              # a .pt / .pth file
+    what:str='file',   # what the file should be, for the message ('he2ihc generator', 'AlexNet weights', ...)
+):                     # what `torch.load(path, weights_only=True)` returns, on the CPU
+    "Load a PyTorch file safely (weights only), with a one-line error naming the file and what is wrong."
+    path = Path(path)
+    a = 'an' if what[:1].lower() in 'aeiou' or what.startswith('he2ihc') else 'a'
+    if not path.exists(): raise FileNotFoundError(f"{path}: no such file (expected {a} {what})")
+    if path.is_dir(): raise IsADirectoryError(f"{path}: a folder, not {a} {what}")
+    if path.stat().st_size == 0: raise TorchFileError(f"{path}: empty file, not {a} {what}")
+    try:
+        with warnings.catch_warnings():   # (PyTorch's note on the pickle protocol of a file it then refuses)
+            warnings.simplefilter('ignore', UserWarning)
+            return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.findall(r"unsupported (?:global: )?GLOBAL ([\w.]+)", str(e), re.I) or _pickled_callables(path)
+        if found:
+            raise TorchFileError(f"{path}: refused: it holds pickled Python objects ({', '.join(found)}), not only tensors and "
+                                 f"plain values, and a weights-only load does not run them ({a} {what} never needs that)") from None
+        raise TorchFileError(f"{path}: not {a} {what} (not a PyTorch file)") from None
+    except PermissionError as e: raise PermissionError(f"{path}: cannot be read ({e.strerror})") from None
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [''])[0][:160]
+        raise TorchFileError(f"{path}: not {a} {what} (truncated, or not a PyTorch file: {type(e).__name__}: {first})") from None
+
+# %% ../nbs/00_data.ipynb #a0fedca5
+def check_output(
+    path,                 # where results will be written
+    kind:str='folder',    # 'folder': `path` is a folder to write into; 'file': `path` is a file to write
+    what:str='output',    # what it is, for the message ('--out', 'output slide', ...)
+)->Path:                  # `path`, expanded
+    "Refuse an output that is the wrong kind of thing or cannot be written, before any work (creating nothing)."
+    path = Path(path).expanduser()
+    if kind == 'file' and path.is_dir(): raise IsADirectoryError(f"{path}: a folder; the {what} must be a file name (such as {path/'out.tif'})")
+    if kind == 'folder' and path.exists() and not path.is_dir(): raise NotADirectoryError(f"{path}: a file; the {what} must be a folder")
+    folder = path if kind == 'folder' else path.parent
+    up = next(u for u in [folder, *folder.parents] if u.exists())   # where writing starts: the nearest existing folder
+    if not up.is_dir(): raise NotADirectoryError(f"{path}: {up} is a file, so the {what} cannot be made there")
+    try:
+        fd, probe = tempfile.mkstemp(prefix='.he2ihc-write-test-', dir=up)
+        os.close(fd); os.unlink(probe)
+    except OSError as e: raise PermissionError(f"{path}: cannot write the {what} in {up} ({e.strerror or e})") from None
+    return path
 
 # %% ../nbs/00_data.ipynb #4122c945
 def rgb_to_tensor(

@@ -14,10 +14,10 @@ from torch import nn, Tensor
 from PIL import Image
 from fastprogress.fastprogress import progress_bar
 
-from .data import load_rgb, rgb_to_tensor, tensor_to_rgb, image_files, ImageReadError
+from .data import load_rgb, rgb_to_tensor, tensor_to_rgb, image_files, ImageReadError, check_output
 from .models import pad_to_multiple
-from .train import (load_generator, build_generator, load_state_checked, Preset, CheckpointError, CHECKPOINT_FORMAT,
-                    GENERATOR_FORMAT, PRECISIONS)
+from .train import (load_generator, build_generator, load_state_checked, read_he2ihc_file, Preset, CheckpointError,
+                          PRECISIONS)
 
 # %% auto #0
 __all__ = ['as_generator', 'generator_name', 'default_device', 'translate', 'window_starts', 'blend_ramp', 'window_weights',
@@ -27,12 +27,6 @@ __all__ = ['as_generator', 'generator_name', 'default_device', 'translate', 'win
            'seam_gradients']
 
 # %% ../nbs/08_inference.ipynb #a58504e5
-def _torch_file(path:Path)->dict:
-    if not path.exists(): raise FileNotFoundError(f"no generator file at {path}")
-    try: return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"{path}: not a readable he2ihc generator or checkpoint ({type(e).__name__})") from None
-
 def as_generator(
     g,              # an `nn.Module`, an exported generator file or a training checkpoint file
     device=None,    # where to put it; None leaves a module where it is and loads a file to the CPU
@@ -40,11 +34,9 @@ def as_generator(
     "The generator of `g`, ready for inference."
     if isinstance(g, nn.Module): return (g if device is None else g.to(device)).eval()
     path = Path(g).expanduser()
-    ck = _torch_file(path)
-    fmt = ck.get('format') if isinstance(ck, dict) else None
-    if fmt == GENERATOR_FORMAT: return load_generator(path, device)
-    if fmt != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: neither an exported he2ihc generator nor an he2ihc training checkpoint")
+    ck = read_he2ihc_file(path, ('generator', 'checkpoint'))
+    if ck['format'].startswith('he2ihc-generator'): return load_generator(path, device)
+    if 'G' not in ck['nets']: raise CheckpointError(f"{path}: an he2ihc training checkpoint without a generator ('nets' has no 'G')")
     G = build_generator(Preset(**ck['preset']))
     load_state_checked(G, ck['nets']['G'], 'generator', path)
     return G.to(device or 'cpu').eval()
@@ -305,9 +297,10 @@ def translate_folder(
     for f in files:
         if f.stem in stems: raise ValueError(f"{f.name} and {stems[f.stem].name} would both be written to {f.stem}{ext}")
         stems[f.stem] = f
-    dst.mkdir(parents=True, exist_ok=True)
+    check_output(dst, 'folder', 'output folder')
     device = torch.device(device) if device is not None else default_device()
     G = as_generator(generator, device)
+    least = getattr(G, 'min_size', 1)
     t0, res = time.perf_counter(), FolderResult([], [], [], 0.0)
     todo = []
     for f in files:
@@ -317,11 +310,15 @@ def translate_folder(
     for k in range(0, len(todo), batch_size):
         batch, ims = [], []
         for f in todo[k:k + batch_size]:
-            try: ims.append(np.asarray(load_rgb(f, warn=False))); batch.append(f)
-            except (ImageReadError, OSError) as e: res.failed.append((f, str(e)))
+            try: im = np.asarray(load_rgb(f, warn=False))
+            except (ImageReadError, OSError) as e: res.failed.append((f, str(e))); continue
+            if min(im.shape[:2]) < least:
+                res.failed.append((f, f"{f}: {im.shape[1]}x{im.shape[0]} px, smaller than the {least}x{least} px the generator translates"))
+            else: ims.append(im); batch.append(f)
         if batch:
             outs = translate(G, ims, batch_size=batch_size, device=device, precision=precision, tile=tile, overlap=overlap)
             for f, o in zip(batch, outs):
+                dst.mkdir(parents=True, exist_ok=True)   # (made with the first output: a run that writes nothing leaves nothing)
                 out = dst/f"{f.stem}{ext}"; _save_atomic(Image.fromarray(o), out); res.written.append(out)
         bar.step(len(todo[k:k + batch_size]))
     bar.close()
@@ -559,6 +556,7 @@ def translate_slide(
     check_tiling(tile, overlap); _check_precision(precision)
     if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     slide, out = Path(slide).expanduser(), Path(out).expanduser()
+    check_output(out, 'file', 'output slide')
     if out.exists() and not overwrite: raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
     if out.resolve() == slide.resolve(): raise ValueError(f"{out}: the output would replace the slide itself")
     s = open_slide(slide)

@@ -16,7 +16,7 @@ from PIL import Image
 from fasttransform import ItemTransform
 from fastcore.parallel import num_cpus
 from fastprogress.fastprogress import progress_bar
-from .data import find_pairs, check_pairs, load_rgb, DatasetError, TRAIN_SPLITS
+from .data import find_pairs, check_pairs, load_rgb, read_torch_file, DatasetError, TRAIN_SPLITS
 from .synthetic import _save_png   # the one atomic PNG writer: temporary file, then rename
 
 # %% auto #0
@@ -266,8 +266,8 @@ def load_rrdb(
                                 + ", ".join(f"{f} (x{s})" for f, (_, s, _) in RRDB_WEIGHTS.items())
                                 + " from " + ", ".join(sorted({u.rsplit('/', 1)[0] for *_, u in RRDB_WEIGHTS.values()}))
                                 + f", put it at {path} (or pass its path), or use ResizeUpscaler")
-    try: sd = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise WeightsError(f"{path}: not a readable PyTorch weights file ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    try: sd = read_torch_file(path, 'PyTorch weights file')
+    except OSError as e: raise WeightsError(str(e)) from None
     if isinstance(sd, dict) and not any(torch.is_tensor(v) for v in sd.values()):
         sd = sd.get('params_ema', sd.get('params', sd))    # Real-ESRGAN wraps its weights
     if not isinstance(sd, dict) or not all(torch.is_tensor(v) for v in sd.values()):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_metrics.ipynb #e35689f3
 from __future__ import annotations
-import math, os, warnings
+import contextlib, io, math, os, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -12,15 +12,15 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 from fastprogress.fastprogress import progress_bar
 from PIL import Image
-from .data import load_rgb, rgb_to_tensor, match_folders, find_pairs, DatasetError
+from .data import load_rgb, rgb_to_tensor, match_folders, find_pairs, read_torch_file, DatasetError
 from .train import psnr, ssim
 
 # %% auto #0
 __all__ = ['WEIGHTS', 'PHV_LAYERS', 'DAB_POSITIVE_OD', 'TABLE_COLUMNS', 'EXTRA_COLUMNS', 'METRICS', 'NA_WEIGHTS', 'PAPER_TABLE_I',
            'PAPER_TABLE_II', 'as_uint8', 'pixel_metrics', 'WeightsMissingError', 'weights_dir', 'weights_file',
            'load_weights', 'lpips_net', 'lpips_distance', 'resnet50_net', 'PHV', 'FIDInceptionV3', 'inception_net',
-           'frechet_distance', 'fid_from_features', 'kid_from_features', 'dab_od', 'dab_stats', 'dab_fidelity',
-           'Evaluation', 'format_table', 'evaluate_folders', 'generator_title', 'evaluate_generator']
+           'write_random_weights', 'frechet_distance', 'fid_from_features', 'kid_from_features', 'dab_od', 'dab_stats',
+           'dab_fidelity', 'Evaluation', 'format_table', 'evaluate_folders', 'generator_title', 'evaluate_generator']
 
 # %% ../nbs/07_metrics.ipynb #d9d359af
 def as_uint8(
@@ -93,8 +93,8 @@ def load_weights(
     what:str,       # what the network is, for messages
 )->nn.Module:
     "Load a state dict into `net` strictly, with errors that name the file."
-    try: sd = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise WeightsMissingError(f"{path}: not a readable weights file for {what} ({type(e).__name__}: {e})") from None
+    try: sd = read_torch_file(path, f"weights file for {what}")
+    except OSError as e: raise WeightsMissingError(str(e)) from None
     if isinstance(sd, dict) and 'state_dict' in sd and isinstance(sd['state_dict'], dict): sd = sd['state_dict']
     mine = net.state_dict()
     missing, unexpected = sorted(mine.keys() - sd.keys()), sorted(sd.keys() - mine.keys())
@@ -212,6 +212,24 @@ def inception_net(
     load_weights(net.net, f, "pytorch-fid's Inception-v3")
     return net.eval().requires_grad_(False)
 
+# %% ../nbs/07_metrics.ipynb #17e594b3
+def write_random_weights(
+    hub,         # a torch hub folder: the files go to HUB/checkpoints/
+    seed:int=0,
+)->dict:         # 'alexnet', 'resnet50', 'inception' -> file
+    "Write randomly initialised AlexNet, ResNet-50 and FID Inception under the names in `WEIGHTS`: for testing the loading path only."
+    import torchvision
+    hub = Path(hub); (hub/'checkpoints').mkdir(parents=True, exist_ok=True)
+    files = {k: hub/'checkpoints'/w['file'] for k, w in WEIGHTS.items()}
+    with torch.random.fork_rng(devices=[]):   # (leaves the caller's random state alone)
+        torch.manual_seed(seed)
+        torch.save(torchvision.models.alexnet().state_dict(), files['alexnet'])
+        torch.save(torchvision.models.resnet50().state_dict(), files['resnet50'])
+        torch.save(torchvision.models.inception.Inception3(num_classes=1008, aux_logits=False, init_weights=True).state_dict(),
+                   files['inception'])
+    return files
+
+
 # %% ../nbs/07_metrics.ipynb #5ca5d599
 def _sqrt_psd(s:np.ndarray)->np.ndarray:
     w, v = np.linalg.eigh(s)
@@ -318,6 +336,7 @@ class Evaluation:
         if isinstance(given, nn.Module): return given.to(self.device).eval()
         try: net = build(given)
         except WeightsMissingError as e:
+            if given is not None: raise   # a file the user named must work; only a missing cache entry becomes n/a
             self.missing[name] = str(e)
             warnings.warn(f"{'/'.join(u.upper() for u in uses)} not computed: {e}", stacklevel=3)
             return None
@@ -445,9 +464,9 @@ def evaluate_folders(
     problems = []
     pairs = match_folders(fake_dir, real_dir, 'eval', problems)
     if problems:
-        msg = '\n'.join(f"  {p.path}: {p.message}".replace('H&E tile', 'generated tile').replace('IHC partner', 'real partner')
+        msg = '; '.join(f"{p.path}: {p.message}".replace('H&E tile', 'generated tile').replace('IHC partner', 'real partner')
                         .replace('IHC tile has no H&E partner', 'real tile has no generated partner') for p in problems[:20])
-        raise DatasetError(f"cannot pair {fake_dir} with {real_dir}:\n{msg}")
+        raise DatasetError(f"cannot pair {fake_dir} with {real_dir}: {msg}" + (f" ({len(problems)} problems in all)" if len(problems) > 20 else ''))
     ev = Evaluation(**kwargs)
     for p in _bar(pairs, progress):
         ev.add(p.name, load_rgb(p.he), load_rgb(p.ihc))
@@ -464,10 +483,10 @@ def generator_title(
 )->str:         # the method preset it was trained with, else 'generator'
     "The name a generator goes by in result tables."
     if isinstance(generator, (str, Path)) and Path(generator).is_file():
-        try:
-            ck = torch.load(generator, map_location='cpu', weights_only=True)
-            return ck.get('method') or ck.get('preset', {}).get('name') or 'generator'   # exported generator, or training checkpoint
-        except Exception: pass
+        from he2ihc.train import read_he2ihc_file
+        try: ck = read_he2ihc_file(generator)
+        except (OSError, RuntimeError): return 'generator'   # the loader that follows says what is wrong with the file
+        return ck.get('method') or ck['preset']['name']       # exported generator, or training checkpoint
     return 'generator'
 
 def evaluate_generator(

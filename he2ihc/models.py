@@ -204,6 +204,8 @@ def pad_to_multiple(
 # %% ../nbs/04_models.ipynb #c9e850f1
 class ResnetGenerator(nn.Module):
     "ResNet generator of CycleGAN/CUT/ASP; with `ammfi=True`, the paper's AMMFI generator."
+    # the smallest side it translates: padded to 8 and halved twice, 2 px is what the blocks' reflection padding needs
+    min_size = 5
     def __init__(self,
                  input_nc:int=3, output_nc:int=3,
                  ngf:int=64,             # channels after the stem; doubled by each downsampling
@@ -254,7 +256,10 @@ class ResnetGenerator(nn.Module):
         return [m.attention for m in self.ammfi] if self.ammfi is not None else []
 
     def forward(self, x:Tensor)->Tensor:
-        "Translate `x` (B, C, H, W) in [-1, 1]; any H, W (padded to a multiple of 4 and cropped back)."
+        "Translate `x` (B, C, H, W) in [-1, 1]; any H, W of at least `min_size` (padded to a multiple of 4 and cropped back)."
+        if min(x.shape[-2:]) < self.min_size:
+            raise ValueError(f"an image of {x.shape[-1]}x{x.shape[-2]} px is smaller than the {self.min_size}x{self.min_size} px "
+                             "this generator translates")
         x, (h, w) = pad_to_multiple(x, 4)
         return self._run(x, (), (h, w))[0][..., :h, :w]
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_train.ipynb #3aede4af
 from __future__ import annotations
-import dataclasses, math, os, random, signal, tempfile, time, warnings
+import dataclasses, math, os, random, re, signal, tempfile, time, warnings
 from dataclasses import dataclass, field, asdict
 from functools import partial
 from pathlib import Path
@@ -23,17 +23,19 @@ with warnings.catch_warnings():
     from fastai.callback.progress import ProgressCallback   # progress bars and the results table (registers itself)
 from fastcore.basics import store_attr
 
-from .data import tensor_to_rgb
+from . import __version__
+from .data import tensor_to_rgb, read_torch_file
 from .models import ResnetGenerator, UnetGenerator, NLayerDiscriminator, PatchSampleF, NCE_LAYERS, n_params
 from .losses import (GANLoss, patch_nce_loss, ASPLoss, GaussianPyramidLoss, bci_pyramid_l1, mean_l1,
                            cycle_loss, identity_loss)
 
 # %% auto #0
-__all__ = ['PRESETS', 'PRECISIONS', 'NAN_CHECKS', 'CHECKPOINT_FORMAT', 'GENERATOR_FORMAT', 'DEMO_SETTINGS', 'Preset',
-           'get_preset', 'presets_table', 'StainModel', 'build_generator', 'build_networks', 'to_uint8_range', 'psnr',
-           'ssim', 'l1', 'NonFiniteLossError', 'ImagePool', 'flat_lin_factor', 'StainTrainer', 'TermMetric',
-           'loss_terms', 'CheckpointError', 'atomic_torch_save', 'load_state_checked', 'StainLearner', 'load_generator',
-           'CheckpointCallback', 'makes_multimag', 'stain_learner', 'evaluate_translations', 'train_demo']
+__all__ = ['PRESETS', 'PRECISIONS', 'NAN_CHECKS', 'CHECKPOINT_FORMAT', 'GENERATOR_FORMAT', 'FORMAT_VERSION', 'FILE_FIELDS',
+           'ARCH_FIELDS', 'DEMO_SETTINGS', 'Preset', 'get_preset', 'presets_table', 'StainModel', 'build_generator',
+           'build_networks', 'to_uint8_range', 'psnr', 'ssim', 'l1', 'NonFiniteLossError', 'ImagePool',
+           'flat_lin_factor', 'StainTrainer', 'TermMetric', 'loss_terms', 'read_he2ihc_file', 'CheckpointError',
+           'atomic_torch_save', 'load_state_checked', 'StainLearner', 'load_generator', 'CheckpointCallback',
+           'makes_multimag', 'stain_learner', 'evaluate_translations', 'train_demo']
 
 # %% ../nbs/06_train.ipynb #738a4bdf
 @dataclass
@@ -496,6 +498,51 @@ def loss_terms(p:Preset)->list:
     names += (['NCE'] if p.lambda_nce else []) + (['NCE_Y'] if p.nce_idt else []) + (['ASP'] if p.lambda_asp else [])
     return names + (['GP'] if p.lambda_gp else []) + ['D_real', 'D_fake']
 
+# %% ../nbs/06_train.ipynb #9db92caf
+CHECKPOINT_FORMAT = 'he2ihc-checkpoint-1'
+GENERATOR_FORMAT = 'he2ihc-generator-1'
+FORMAT_VERSION = 1
+FILE_FIELDS = {   # what each kind of file must hold
+    'checkpoint': ('preset', 'epoch', 'nets', 'opt_G', 'opt_D', 'scalers', 'schedule', 'rng', 'pools', 'history'),
+    'generator': ('method', 'arch', 'state'),
+}
+ARCH_FIELDS = ('g_arch', 'ngf', 'g_blocks', 'num_downs', 'g_norm', 'g_antialias', 'g_spectral', 'g_dropout', 'ammfi')
+_KIND_NAMES = {'checkpoint': 'he2ihc training checkpoint', 'generator': 'exported he2ihc generator'}
+_KIND_HINTS = {'generator': "it cannot resume training: --resume needs the run's checkpoint.pt",
+               'checkpoint': "its generator is under 'nets'/'G': `as_generator` and every command that takes a generator read it"}
+
+def read_he2ihc_file(
+    path,                              # a file written by `StainLearner.save_checkpoint` or `export_generator`
+    kinds=('generator', 'checkpoint'), # the kinds of file the caller accepts
+)->dict:                               # the file's contents, checked
+    "Read an he2ihc checkpoint or exported generator, failing in one line on anything missing, unknown or too new."
+    path, kinds = Path(path).expanduser(), tuple(kinds)
+    what = ' or '.join(_KIND_NAMES[k] for k in kinds)
+    if not path.exists(): raise FileNotFoundError(f"no {'checkpoint' if kinds == ('checkpoint',) else 'generator file'} at {path}")
+    ck = read_torch_file(path, what)
+    fmt = ck.get('format') if isinstance(ck, dict) else None
+    m = re.fullmatch(r'he2ihc-(checkpoint|generator)-(\d+)', fmt) if isinstance(fmt, str) else None
+    if m is None: raise CheckpointError(f"{path}: not an {what} (it has no he2ihc format mark: a plain state dict, or another program's file?)")
+    kind, version = m[1], int(m[2])
+    by = f"written by he2ihc {ck['he2ihc_version']}" if isinstance(ck.get('he2ihc_version'), str) else "written by an he2ihc that did not record its version"
+    if kind not in kinds: raise CheckpointError(f"{path}: an {_KIND_NAMES[kind]}, not an {what}: {_KIND_HINTS[kind]}")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: {_KIND_NAMES[kind]} in format {version}, {by}; this he2ihc ({__version__}) reads format "
+                              f"{FORMAT_VERSION}: upgrade he2ihc to read it")
+    lacks = [k for k in FILE_FIELDS[kind] if k not in ck]
+    if lacks: raise CheckpointError(f"{path}: {_KIND_NAMES[kind]} {by}, without {', '.join(map(repr, lacks))}: the file is incomplete or was edited")
+    settings, known, needed = ((ck['preset'], [f.name for f in dataclasses.fields(Preset)], ('name',)) if kind == 'checkpoint'
+                               else (ck['arch'], ARCH_FIELDS, ARCH_FIELDS))
+    field_name = 'preset' if kind == 'checkpoint' else 'arch'
+    if not isinstance(settings, dict): raise CheckpointError(f"{path}: {_KIND_NAMES[kind]} {by}, whose {field_name!r} is not a table of settings")
+    unknown, lacking = [k for k in settings if k not in known], [k for k in needed if k not in settings]
+    if unknown:
+        raise CheckpointError(f"{path}: {_KIND_NAMES[kind]} {by}, with setting(s) {', '.join(map(str, unknown))} that this he2ihc "
+                              f"({__version__}) does not know: read it with the he2ihc that wrote it, or upgrade")
+    if lacking: raise CheckpointError(f"{path}: {_KIND_NAMES[kind]} {by}, without the setting(s) {', '.join(lacking)} in {field_name!r}")
+    if kind == 'generator' and not isinstance(ck['method'], str): raise CheckpointError(f"{path}: {_KIND_NAMES[kind]} {by}, whose 'method' is not a name")
+    return ck
+
 # %% ../nbs/06_train.ipynb #d3888236
 class CheckpointError(RuntimeError):
     "A checkpoint cannot be used: wrong format or another architecture."
@@ -540,8 +587,6 @@ def _set_rng_state(learn, s:dict):
 def _tuplify(x): return tuple(_tuplify(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 # %% ../nbs/06_train.ipynb #9ee4815b
-CHECKPOINT_FORMAT = 'he2ihc-checkpoint-1'
-GENERATOR_FORMAT = 'he2ihc-generator-1'
 _NETS = ('G', 'D', 'F', 'G_B', 'D_B')
 
 class StainLearner(Learner):
@@ -576,7 +621,7 @@ class StainLearner(Learner):
         if self.opt is None: self.create_opt()
         if t.opt_D is None: t.before_fit()
         epoch = getattr(self, 'epoch', -1) + 1 if epoch is None else epoch
-        state = dict(format=CHECKPOINT_FORMAT, preset=asdict(self.preset), epoch=epoch,
+        state = dict(format=CHECKPOINT_FORMAT, he2ihc_version=__version__, preset=asdict(self.preset), epoch=epoch,
                      nets={k: getattr(net, k).state_dict() for k in _NETS if getattr(net, k) is not None},
                      opt_G=self.opt.opt.state_dict(), opt_D=t.opt_D.state_dict(),
                      scalers={k: s.state_dict() for k, s in t.scalers.items()},
@@ -588,11 +633,7 @@ class StainLearner(Learner):
     def load_checkpoint(self, path):
         "Restore a checkpoint written by `save_checkpoint`; the next `fit_flat_lin` continues after its epoch."
         path = Path(path)
-        if not path.exists(): raise FileNotFoundError(f"no checkpoint at {path}")
-        try: ck = torch.load(path, map_location='cpu', weights_only=True)
-        except Exception as e: raise CheckpointError(f"{path}: not a readable he2ihc checkpoint ({type(e).__name__}: {e})") from None
-        if not isinstance(ck, dict) or ck.get('format') != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path}: not an he2ihc training checkpoint (use load_generator for an exported generator)")
+        ck = read_he2ihc_file(path, ('checkpoint',))
         t, net = self.stain_trainer, self.model
         for k in _NETS:
             if (getattr(net, k) is None) != (k not in ck['nets']):
@@ -622,7 +663,7 @@ class StainLearner(Learner):
         p = self.preset
         arch = dict(g_arch=p.g_arch, ngf=p.ngf, g_blocks=p.g_blocks, num_downs=p.num_downs, g_norm=p.g_norm,
                     g_antialias=p.g_antialias, g_spectral=p.g_spectral, g_dropout=p.g_dropout, ammfi=p.ammfi)
-        atomic_torch_save(dict(format=GENERATOR_FORMAT, method=p.name, arch=arch, state=self.stain_trainer.net.G.state_dict()), path)
+        atomic_torch_save(dict(format=GENERATOR_FORMAT, he2ihc_version=__version__, method=p.name, arch=arch, state=self.stain_trainer.net.G.state_dict()), path)
         return Path(path)
 
     def show_results(self, n:int=3, dl=None, figsize=None):
@@ -651,10 +692,7 @@ def load_generator(
 )->nn.Module:             # the generator, in eval mode
     "Rebuild an exported generator for inference."
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"no generator file at {path}")
-    ck = torch.load(path, map_location='cpu', weights_only=True)
-    if not isinstance(ck, dict) or ck.get('format') != GENERATOR_FORMAT:
-        raise CheckpointError(f"{path}: not an exported he2ihc generator (training checkpoints hold one under 'nets'/'G')")
+    ck = read_he2ihc_file(path, ('generator',))
     G = build_generator(Preset(ck['method'], **ck['arch']))
     load_state_checked(G, ck['state'], 'generator', path)
     return G.to(device or 'cpu').eval()
