@@ -18,6 +18,7 @@ from .data import find_pairs, image_files, load_rgb, rgb_to_tensor, LayoutError,
 from .train import psnr, ssim
 from .inference import as_generator, generator_name, translate, default_device
 from .metrics import dab_stats
+from .her2 import score_ihc
 
 # %% auto #0
 __all__ = ['ATTENTION_LEVELS', 'png_bytes', 'decode_png', 'fit_to', 'compare_view', 'attention_image', 'attention_overlay',
@@ -154,11 +155,11 @@ class Explorer:
         return self._cache[key]
 
     def metrics(self, fake:np.ndarray, real:np.ndarray)->dict:
-        "PSNR, SSIM and (with he2ihc.metrics) mean DAB OD of generated and real, at full resolution."
+        "PSNR, SSIM, mean DAB OD and the HER2 score (`he2ihc.her2.score_ihc`) of generated and real, at full resolution."
         f, r = rgb_to_tensor(fake)[None], rgb_to_tensor(real)[None]
         out = dict(psnr=psnr(f, r).item(), ssim=ssim(f, r).item())
         out |= dict(dab_fake=dab_stats(fake)['dab_od'], dab_real=dab_stats(real)['dab_od'])
-        return out
+        return out | dict(her2_fake=score_ihc(fake).score, her2_real=score_ihc(real).score)
 
     def _redraw(self, change=None):
         name, i = self.model.value, self.sample.value
@@ -174,13 +175,14 @@ class Explorer:
             self.panels['real'].value = fit(blank if real is None else real)
             self.panels['compare'].value = fit(fake)
             why = 'no real IHC for this sample' if real is None else f"real IHC is {real.shape[1]}x{real.shape[0]}, H&E {fake.shape[1]}x{fake.shape[0]}: not compared"
-            self.readout.value = f"<b>{html.escape(name)}</b> on <b>{label}</b>: {why}"
+            self.readout.value = f"<b>{html.escape(name)}</b> on <b>{label}</b>: virtual HER2 {score_ihc(fake).score} · {why}"
         else:
             self.panels['real'].value = fit(real)
             self.panels['compare'].value = fit(compare_view(fake, real, self.mode.value, self.mix.value))
             m = self.metrics(fake, real)
             dab = f" · DAB OD fake/real {m['dab_fake']:.3f} / {m['dab_real']:.3f}" if 'dab_fake' in m else ''
-            self.readout.value = f"<b>{html.escape(name)}</b> on <b>{label}</b>: PSNR {m['psnr']:.2f} dB · SSIM {m['ssim']:.4f}{dab}"
+            self.readout.value = (f"<b>{html.escape(name)}</b> on <b>{label}</b>: HER2 virtual/real {m['her2_fake']} / {m['her2_real']} · "
+                                  f"PSNR {m['psnr']:.2f} dB · SSIM {m['ssim']:.4f}{dab}")
         if not maps: self.readout.value += " · attention: this generator has no AMMFI"
 
     def _ipython_display_(self):
