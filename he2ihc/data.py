@@ -4,7 +4,8 @@
 
 # %% ../nbs/00_data.ipynb #b32b9291
 from __future__ import annotations
-import os, pickle, re, random, tempfile, warnings
+import os, pickle, re, random, secrets, shutil, tempfile, warnings
+from contextlib import contextmanager
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +23,10 @@ from fastcore.parallel import num_cpus
 from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'LAYOUTS', 'HER2_SCORES', 'TRAIN_SPLITS', 'CACHE_LIMIT', 'ImageReadError', 'ImageModeWarning', 'to_rgb8',
-           'open_image', 'load_rgb', 'TorchFileError', 'read_torch_file', 'check_output', 'rgb_to_tensor',
-           'tensor_to_rgb', 'LayoutError', 'Problem', 'Pair', 'PairIndex', 'image_files', 'match_folders', 'find_pairs',
+__all__ = ['IMAGE_EXTS', 'UMASK', 'LAYOUTS', 'HER2_SCORES', 'TRAIN_SPLITS', 'CACHE_LIMIT', 'ImageReadError', 'ImageModeWarning',
+           'to_rgb8', 'open_image', 'load_rgb', 'TorchFileError', 'read_torch_file', 'check_output', 'partial_path',
+           'pid_alive', 'remove_stale_partials', 'atomic_write', 'exclusive_lock', 'rgb_to_tensor', 'tensor_to_rgb',
+           'LayoutError', 'Problem', 'Pair', 'PairIndex', 'image_files', 'match_folders', 'find_pairs',
            'score_from_name', 'DatasetError', 'DataReport', 'check_pairs', 'PairedTiles', 'PairedDL', 'decode_tiles',
            'paired_dls']
 
@@ -156,6 +158,80 @@ def check_output(
         os.close(fd); os.unlink(probe)
     except OSError as e: raise PermissionError(f"{path}: cannot write the {what} in {up} ({e.strerror or e})") from None
     return path
+
+# %% ../nbs/00_data.ipynb #4780ccc4
+def _read_umask()->int:
+    m = os.umask(0o022); os.umask(m); return m
+UMASK = _read_umask()   # read once, at import (setting it to read it is not thread-safe)
+
+def partial_path(
+    path,   # the final file
+)->Path:    # a hidden, unique name beside it: .NAME.PID-TAG.partial
+    "Where a file is written before it is complete."
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(3)}.partial")
+
+def pid_alive(pid:int)->bool:
+    "Whether a process with this id runs on this machine."
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+def remove_stale_partials(
+    path,   # a final file; its folder is searched for partials of it (files or folders)
+)->list:    # what was removed
+    "Remove the partial files of `path` left by processes that are no longer running."
+    path, gone = Path(path), []
+    if not path.parent.is_dir(): return gone
+    pat = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)-[0-9a-f]+\.partial$")
+    for p in path.parent.iterdir():
+        m = pat.match(p.name)
+        if m and int(m[1]) != os.getpid() and not pid_alive(int(m[1])):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            gone.append(p)
+    return gone
+
+@contextmanager
+def atomic_write(
+    path,              # the final file
+    mode:int=0o666,    # permissions before the umask
+):                     # yields the partial path to write to
+    "Write `path` through a unique partial file renamed over it when complete: `path` only ever names a whole file."
+    path = Path(path)
+    tmp = partial_path(path)
+    try:
+        yield tmp
+        with open(tmp, 'rb') as f: os.fsync(f.fileno())
+        os.chmod(tmp, mode & ~UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True); raise
+
+@contextmanager
+def exclusive_lock(
+    path,           # the output to protect
+    what:str='output',
+):
+    "Hold an advisory lock on `path` for the duration; a second process is refused with a message naming the lock."
+    import fcntl
+    path = Path(path); lock = path.with_name(f".{path.name}.lock")
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~UMASK)
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors='replace').strip() or 'another process'
+            os.close(fd)
+            raise FileExistsError(f"{path}: another he2ihc run (process {holder}) is writing this {what}; its lock is {lock}") from None
+        try: same = os.stat(lock).st_ino == os.fstat(fd).st_ino   # not removed by the previous holder meanwhile
+        except FileNotFoundError: same = False
+        if same: break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0); os.write(fd, str(os.getpid()).encode())
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True); os.close(fd)
 
 # %% ../nbs/00_data.ipynb #4122c945
 def rgb_to_tensor(
