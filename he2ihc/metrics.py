@@ -12,15 +12,18 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 from fastprogress.fastprogress import progress_bar
 from PIL import Image
-from .data import load_rgb, rgb_to_tensor, match_folders, find_pairs, read_torch_file, DatasetError
+from .data import load_rgb, rgb_to_tensor, match_folders, find_pairs, read_torch_file, DatasetError, HER2_SCORES, score_from_name
+from .her2 import score_ihc, separate_hdab
 from .train import psnr, ssim
 
 # %% auto #0
-__all__ = ['WEIGHTS', 'PHV_LAYERS', 'DAB_POSITIVE_OD', 'TABLE_COLUMNS', 'EXTRA_COLUMNS', 'METRICS', 'NA_WEIGHTS', 'PAPER_TABLE_I',
-           'PAPER_TABLE_II', 'as_uint8', 'pixel_metrics', 'WeightsMissingError', 'weights_dir', 'weights_file',
-           'load_weights', 'lpips_net', 'lpips_distance', 'resnet50_net', 'PHV', 'FIDInceptionV3', 'inception_net',
-           'write_random_weights', 'frechet_distance', 'fid_from_features', 'kid_from_features', 'dab_od', 'dab_stats',
-           'dab_fidelity', 'Evaluation', 'format_table', 'evaluate_folders', 'generator_title', 'evaluate_generator']
+__all__ = ['WEIGHTS', 'PHV_LAYERS', 'DAB_POSITIVE_OD', 'TABLE_COLUMNS', 'HER2_COLUMNS', 'EXTRA_COLUMNS', 'METRICS', 'NA_WEIGHTS',
+           'PAPER_TABLE_I', 'PAPER_TABLE_II', 'as_uint8', 'pixel_metrics', 'WeightsMissingError', 'weights_dir',
+           'weights_file', 'load_weights', 'lpips_net', 'lpips_distance', 'resnet50_net', 'PHV', 'FIDInceptionV3',
+           'inception_net', 'write_random_weights', 'frechet_distance', 'fid_from_features', 'kid_from_features',
+           'dab_od', 'dab_stats', 'dab_fidelity', 'her2_confusion', 'quadratic_kappa', 'dab_p90', 'dab_iod',
+           'her2_agreement', 'Evaluation', 'her2_confusion_figure', 'format_table', 'evaluate_folders',
+           'generator_title', 'evaluate_generator']
 
 # %% ../nbs/07_metrics.ipynb #d9d359af
 def as_uint8(
@@ -304,16 +307,101 @@ def dab_fidelity(
     r = float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 and a.std() > 0 and b.std() > 0 else float('nan')   # 2 points always correlate
     return {'DAB_MAE': float(np.abs(a - b).mean()), 'DAB_r': r, 'DAB_area_err': float(np.abs(fa - ra).mean())}
 
+# %% ../nbs/07_metrics.ipynb #64d033a0
+def _label_index(x, labels, what):
+    idx = {l: i for i, l in enumerate(labels)}
+    bad = sorted({repr(v) for v in x if v not in idx})
+    if bad: raise ValueError(f"{what}: unknown HER2 score(s) {', '.join(bad)}; expected one of {', '.join(labels)}")
+    return np.array([idx[v] for v in x], dtype=np.intp)
+
+def her2_confusion(
+    a,                  # real-IHC scores, one per tile ('0', '1+', '2+', '3+')
+    b,                  # virtual-IHC scores of the same tiles, in the same order
+    labels=HER2_SCORES, # the classes, in order
+)->np.ndarray:          # (k, k) int64 counts: row = real score, column = virtual score
+    "Confusion matrix of two HER2 scorings of the same tiles, rows real, columns virtual."
+    if len(a) != len(b): raise ValueError(f"need one virtual score per real score, got {len(a)} real and {len(b)} virtual")
+    m = np.zeros((len(labels),) * 2, dtype=np.int64)
+    np.add.at(m, (_label_index(a, labels, 'real'), _label_index(b, labels, 'virtual')), 1)
+    return m
+
+def quadratic_kappa(
+    a,                  # one scoring of the tiles (real IHC, or the truth)
+    b,                  # another scoring of the same tiles
+    labels=HER2_SCORES, # the classes, in order; scores i and j disagree by (i - j)^2
+)->float:               # quadratically weighted kappa; nan when chance agreement is already perfect (one class only)
+    "Cohen's kappa with quadratic weights: agreement beyond chance, a miss by two classes costing four times a miss by one."
+    o = her2_confusion(a, b, labels).astype(np.float64)
+    if not o.sum(): return float('nan')
+    k = len(labels)
+    w = np.subtract.outer(np.arange(k), np.arange(k)) ** 2 / (k - 1) ** 2
+    e = np.outer(o.sum(1), o.sum(0)) / o.sum()   # the counts expected by chance, from the two marginals
+    den = (w * e).sum()
+    return float(1 - (w * o).sum() / den) if den > 0 else float('nan')
+
+# %% ../nbs/07_metrics.ipynb #eb090ded
+def dab_p90(
+    img,  # IHC tile: uint8 RGB (H, W, 3), or anything `as_uint8` takes
+)->float: # mean DAB OD of the tile's top 10 % of pixels
+    "Mean DAB optical density of the darkest-brown 10 % of a tile's pixels (at least one pixel)."
+    d = separate_hdab(as_uint8(img))[1].ravel()
+    top = max(1, d.size // 10)
+    return float(np.partition(d, d.size - top)[-top:].mean(dtype=np.float64))
+
+def dab_iod(
+    img,                              # IHC tile: uint8 RGB (H, W, 3), or anything `as_uint8` takes
+    threshold:float=DAB_POSITIVE_OD,  # DAB OD above which a pixel is DAB-positive
+)->float:                             # sum of DAB OD over the positive pixels (OD x pixels)
+    "Integrated optical density of DAB: the DAB OD summed over a tile's DAB-positive pixels (ImageJ's IOD)."
+    d = separate_hdab(as_uint8(img))[1]
+    return float(d[d > threshold].sum(dtype=np.float64))
+
+# %% ../nbs/07_metrics.ipynb #bce8ef5a
+def _need(n): return f"n/a (needs {n} tile{'s' if n > 1 else ''})"
+
+def _pearson(a, b):
+    return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float('nan')
+
+def her2_agreement(
+    fake_scores, real_scores,  # HER2 scores ('0'..'3+') of the virtual and the real IHC of each tile (`score_ihc(...).score`)
+    fake_p90, real_p90,        # their `dab_p90`
+    fake_iod, real_iod,        # their `dab_iod`
+    true_scores=None,          # the tiles' true scores (from the file names, say), or None
+)->dict:                       # HER2_acc, HER2_kappa, DAB_p90_r, DAB_p90_MAE, IOD_r, HER2_order_err (+ HER2_real_*, HER2_virtual_*)
+    "How alike the virtual and the real IHC of a set of tiles are scored and stained."
+    n = len(real_scores)
+    given = (fake_scores, fake_p90, real_p90, fake_iod, real_iod) + (() if true_scores is None else (true_scores,))
+    if any(len(x) != n for x in given): raise ValueError(f"need one value per tile in every argument, got lengths {[len(x) for x in (fake_scores, real_scores) + given[1:]]}")
+    fp, rp, fi, ri = (np.asarray(x, np.float64) for x in (fake_p90, real_p90, fake_iod, real_iod))
+    out = {'HER2_acc': float(np.mean([f == r for f, r in zip(fake_scores, real_scores)])) if n else _need(1),
+           'HER2_kappa': quadratic_kappa(real_scores, fake_scores) if n else _need(1),
+           'DAB_p90_r': _pearson(fp, rp) if n >= 3 else _need(3),
+           'DAB_p90_MAE': float(np.abs(fp - rp).mean()) if n else _need(1),
+           'IOD_r': _pearson(fi, ri) if n >= 3 else _need(3)}
+    if n >= 2:
+        i, j = np.triu_indices(n, 1)
+        dr, df = np.sign(rp[i] - rp[j]), np.sign(fp[i] - fp[j])
+        ranked = dr != 0
+        out['HER2_order_err'] = float(((df == -dr) + 0.5 * (df == 0))[ranked].mean()) if ranked.any() else float('nan')
+    else: out['HER2_order_err'] = _need(2)
+    if true_scores is not None:
+        for who, s in (('real', real_scores), ('virtual', fake_scores)):
+            out[f'HER2_{who}_acc'] = float(np.mean([a == t for a, t in zip(s, true_scores)])) if n else _need(1)
+            out[f'HER2_{who}_kappa'] = quadratic_kappa(true_scores, s) if n else _need(1)
+    return out
+
 # %% ../nbs/07_metrics.ipynb #62ad0333
 TABLE_COLUMNS = ('SSIM', 'PHV_layer1', 'PHV_layer2', 'PHV_layer3', 'PHV_layer4', 'PHV_avg', 'FID', 'KID', 'LPIPS', 'PSNR')
-EXTRA_COLUMNS = ('KID_std', 'DAB_MAE', 'DAB_r', 'DAB_area_err', 'n')
-METRICS = ('ssim', 'psnr', 'lpips', 'phv', 'fid', 'kid', 'dab')
+HER2_COLUMNS = ('HER2_acc', 'HER2_kappa', 'DAB_p90_r', 'DAB_p90_MAE', 'IOD_r', 'HER2_order_err',
+                'HER2_real_acc', 'HER2_real_kappa', 'HER2_virtual_acc', 'HER2_virtual_kappa')
+EXTRA_COLUMNS = ('KID_std', 'DAB_MAE', 'DAB_r', 'DAB_area_err') + HER2_COLUMNS + ('n',)
+METRICS = ('ssim', 'psnr', 'lpips', 'phv', 'fid', 'kid', 'dab', 'her2')
 NA_WEIGHTS = 'n/a (weights missing)'
 
 class Evaluation:
-    "Accumulate the paper's metrics and DAB fidelity over (fake, real) pairs of 8-bit RGB images."
+    "Accumulate the paper's metrics, DAB fidelity and HER2 agreement over (fake, real) pairs of 8-bit RGB images."
     def __init__(self,
-        metrics=METRICS,        # which of 'ssim', 'psnr', 'lpips', 'phv', 'fid', 'kid', 'dab'
+        metrics=METRICS,        # which of 'ssim', 'psnr', 'lpips', 'phv', 'fid', 'kid', 'dab', 'her2'
         device=None,            # where the networks run (default: CUDA when present)
         inception=None,         # FID/KID network: weights file, module (B,3,H,W in [0,1] -> (B,d)), or None for the cache
         resnet50=None,          # PHV network: weights file, torchvision-style ResNet module, or None for the cache
@@ -364,6 +452,12 @@ class Evaluation:
             sf, sr = dab_stats(fake), dab_stats(real)
             self.dab[0].append(sf); self.dab[1].append(sr)
             row |= {'DAB_od_fake': sf['dab_od'], 'DAB_od_real': sr['dab_od'], 'DAB_area_fake': sf['dab_area'], 'DAB_area_real': sr['dab_area']}
+        if 'her2' in self.metrics:
+            try: hf, hr = score_ihc(fake), score_ihc(real)
+            except ValueError as e: raise ValueError(f"{name}: cannot score HER2: {e}") from None
+            row |= {'HER2_fake': hf.score, 'HER2_real': hr.score, 'DAB_p90_fake': hf.dab_p90, 'DAB_p90_real': hr.dab_p90,
+                    'IOD_fake': dab_iod(fake), 'IOD_real': dab_iod(real)}
+            if (t := score_from_name(name)) is not None: row['HER2_true'] = t
         self.rows.append(row)
         return row
 
@@ -390,12 +484,42 @@ class Evaluation:
                 m, s = kid_from_features(f1, f2, *self.kid)
                 out['KID'], out['KID_std'] = 1000 * m, 1000 * s
         if 'dab' in self.metrics: out |= dab_fidelity(*self.dab)
+        if 'her2' in self.metrics:
+            keys = ('HER2_fake', 'HER2_real', 'DAB_p90_fake', 'DAB_p90_real', 'IOD_fake', 'IOD_real')
+            out |= her2_agreement(*([r[k] for r in self.rows] for k in keys))
+            known = [r for r in self.rows if 'HER2_true' in r]   # tiles whose file name gives the true score
+            if known:
+                g = her2_agreement(*([r[k] for r in known] for k in keys), true_scores=[r['HER2_true'] for r in known])
+                out |= {k: v for k, v in g.items() if k.startswith(('HER2_real_', 'HER2_virtual_'))}
         out['n'] = n
         return {c: out[c] for c in TABLE_COLUMNS + EXTRA_COLUMNS if c in out}
 
+# %% ../nbs/07_metrics.ipynb #1fe6acea
+def her2_confusion_figure(
+    rows,             # per-pair rows with 'HER2_real' and 'HER2_fake': `Evaluation.per_image()`, its list of dicts, or per_image.csv read back
+    path=None,        # PNG file to write; None: write nothing
+    title:str=None,   # figure title (default: the number of tiles)
+):                    # the matplotlib Figure
+    "The 4 x 4 HER2 confusion matrix of real vs virtual IHC scores, counts in the cells."
+    from matplotlib.figure import Figure
+    if hasattr(rows, 'to_dict'): rows = rows.to_dict('records')
+    m = her2_confusion([str(r['HER2_real']) for r in rows], [str(r['HER2_fake']) for r in rows])   # (a CSV reads '0' back as 0)
+    fig = Figure(figsize=(4.2, 3.8)); ax = fig.subplots()
+    ax.imshow(m, cmap='Blues', vmin=0, vmax=max(1, m.max()))
+    for i, j in np.ndindex(m.shape):
+        ax.text(j, i, str(m[i, j]), ha='center', va='center', color='white' if m[i, j] > m.max() / 2 else 'black')
+    ax.set_xticks(range(len(HER2_SCORES)), HER2_SCORES); ax.set_yticks(range(len(HER2_SCORES)), HER2_SCORES)
+    ax.set_xlabel('virtual IHC score'); ax.set_ylabel('real IHC score')
+    ax.set_title(f"{title + ': ' if title else ''}HER2 scores of {m.sum()} tiles", fontsize=10)
+    fig.tight_layout()
+    if path is not None: fig.savefig(path, dpi=120)
+    return fig
+
 # %% ../nbs/07_metrics.ipynb #1398f28f
 _DECIMALS = dict(SSIM=4, PHV_layer1=4, PHV_layer2=4, PHV_layer3=4, PHV_layer4=4, PHV_avg=4, FID=1, KID=1, LPIPS=4, PSNR=4,
-                 KID_std=1, DAB_MAE=4, DAB_r=3, DAB_area_err=4, n=0)
+                 KID_std=1, DAB_MAE=4, DAB_r=3, DAB_area_err=4, HER2_acc=3, HER2_kappa=3, DAB_p90_r=3, DAB_p90_MAE=4,
+                 IOD_r=3, HER2_order_err=3, HER2_real_acc=3, HER2_real_kappa=3, HER2_virtual_acc=3, HER2_virtual_kappa=3, n=0)
+_NAN_SHOWN = ('DAB_r', 'HER2_kappa', 'DAB_p90_r', 'IOD_r', 'HER2_order_err', 'HER2_real_kappa', 'HER2_virtual_kappa')   # nan: computed, undefined
 
 def _fmt(c, v):
     if isinstance(v, str): return v
@@ -407,7 +531,7 @@ def format_table(
     columns=None,       # columns to show (default: Table I's, then those of the extra columns any row has)
 )->str:                 # a markdown table
     "Summaries as a markdown table in the paper's column order."
-    if hasattr(rows, 'to_dict'): rows = {k: {c: v for c, v in r.items() if not (isinstance(v, float) and math.isnan(v) and c not in ('DAB_r',))}
+    if hasattr(rows, 'to_dict'): rows = {k: {c: v for c, v in r.items() if not (isinstance(v, float) and math.isnan(v) and c not in _NAN_SHOWN)}
                                          for k, r in rows.to_dict('index').items()}
     if columns is None:
         have = set().union(*(r.keys() for r in rows.values()))
@@ -441,6 +565,7 @@ def _write_results(ev:Evaluation, out, title:str)->tuple:
         out = Path(out); out.mkdir(parents=True, exist_ok=True)
         per.to_csv(out/'per_image.csv', index=False)
         summary.to_csv(out/'summary.csv')
+        if 'HER2_real' in per.columns: her2_confusion_figure(per, out/'confusion.png', title=title)
         notes = [f"- {v}" for v in ev.missing.values()]
         (out/'summary.md').write_text(f"# Evaluation: {title}\n\n{format_table(summary)}\n"
                                       + ("\nNot computed:\n" + '\n'.join(notes) + '\n' if notes else ''))
