@@ -8,7 +8,7 @@ import argparse, ast, os, sys, time, warnings
 from pathlib import Path
 
 from . import __version__
-from .data import check_pairs, check_output
+from .data import check_pairs, check_output, atomic_write
 from .synthetic import make_demo_dataset
 from .magnification import build_multimag_dataset, read_multimag_manifest, ResizeUpscaler, RRDBUpscaler
 from .train import PRESETS, PRECISIONS, DEMO_SETTINGS, get_preset, stain_learner, train_demo, makes_multimag, CheckpointError, NonFiniteLossError
@@ -16,9 +16,36 @@ from .metrics import METRICS, evaluate_folders, evaluate_generator, format_table
 from .inference import translate_folder, translate_slide
 
 # %% auto #0
-__all__ = ['build_parser', 'main']
+__all__ = ['Terminated', 'build_parser', 'main']
 
 # %% ../nbs/10_cli.ipynb #910587d4
+class Terminated(KeyboardInterrupt):
+    "SIGTERM, what cluster schedulers send: handled like Ctrl-C, so every partial file is removed on the way out."
+
+def _on_sigterm(signum, frame): raise Terminated()
+
+def _check_device(device):
+    "Refuse a device that does not exist on this machine, before any work."
+    if device is None: return
+    import torch
+    try: d = torch.device(device)
+    except (RuntimeError, ValueError): raise ValueError(f"--device {device!r} is not a device; use cpu, cuda or cuda:N") from None
+    if d.type == 'cuda':
+        if not torch.cuda.is_available(): raise ValueError(f"--device {device}: this machine has no CUDA GPU (or PyTorch was built without CUDA); use --device cpu")
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    elif d.type != 'cpu': raise ValueError(f"--device {device}: he2ihc runs on cpu or cuda")
+
+def _int_in(lo, hi=None):
+    "An argparse type: an integer in [lo, hi]."
+    def parse(s):
+        try: v = int(s)
+        except ValueError: raise argparse.ArgumentTypeError(f"expected an integer, got {s!r}") from None
+        if v < lo or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f"must be {'between ' + str(lo) + ' and ' + str(hi) if hi is not None else 'at least ' + str(lo)}, got {v}")
+        return v
+    return parse
+
 def _progress(a):
     "Progress bars on a terminal, not in logs (a redirected bar is a wall of carriage returns)."
     return not a.quiet and sys.stdout.isatty()
@@ -59,6 +86,9 @@ def _build_multimag(a):
 
 def _evaluate(a):
     check_output(a.out, 'folder', '--out folder')
+    if (Path(a.out)/'summary.csv').exists() and not a.overwrite:
+        raise FileExistsError(f"{a.out} already holds an evaluation (summary.csv); pass --overwrite to replace it, or choose another --out")
+    _check_device(a.device)
     kw = dict(metrics=tuple(m.strip() for m in a.metrics.split(',')), device=a.device, inception=a.inception,
               resnet50=a.resnet50, alexnet=a.alexnet, progress=_progress(a))
     with warnings.catch_warnings(record=True) as caught:
@@ -96,11 +126,9 @@ def _score(a):
         except (OSError, ValueError) as e: failed.append((f, e)); continue
         rows.append({'name': f.stem, 'score': r.score, 'cells': r.n_cells, **{f'frac_{k}': v for k, v in r.fractions.items()},
                      'dab_mean': r.dab_mean, 'dab_p90': r.dab_p90, 'iod': dab_iod(img), 'true_score': score_from_name(f.stem) or ''})
-    tmp = out.with_name(out.name + '.partial')
-    with open(tmp, 'w', newline='') as fh:
+    with atomic_write(out) as tmp, open(tmp, 'w', newline='') as fh:
         w = csv.DictWriter(fh, ['name', 'score', 'cells', *(f'frac_{k}' for k in CELL_CLASSES), 'dab_mean', 'dab_p90', 'iod', 'true_score'])
         w.writeheader(); w.writerows(rows)
-    os.replace(tmp, out)
     print(f"scored {len(rows)} images into {out}: " + ', '.join(f"{s}: {sum(r['score'] == s for r in rows)}" for s in HER2_SCORES))
     known = [r for r in rows if r['true_score']]
     if known:
@@ -112,6 +140,7 @@ def _score(a):
     return 1 if failed else 0
 
 def _translate(a):
+    _check_device(a.device)
     r = translate_folder(a.generator, a.src, a.dst, ext=a.ext, overwrite=a.overwrite, batch_size=a.batch_size,
                          device=a.device, precision=a.precision, tile=a.tile, overlap=a.overlap, progress=_progress(a))
     print(f"translated {len(r.written)} images into {a.dst} in {r.seconds:.1f} s"
@@ -121,6 +150,7 @@ def _translate(a):
     return 1 if r.failed else 0
 
 def _translate_slide(a):
+    _check_device(a.device)
     r = translate_slide(a.generator, a.slide, a.out, level=a.level, tile=a.tile, overlap=a.overlap, batch_size=a.batch_size,
                         device=a.device, precision=a.precision, detect_tissue=not a.all_tiles, quality=a.quality,
                         overwrite=a.overwrite, progress=_progress(a))
@@ -146,6 +176,24 @@ def _epoch_logger():
         print('  '.join(f"{v:>10.4f}" if isinstance(v, float) else f"{str(v):>10}" for v in row), flush=True)
     return log, state
 
+def _resumed_preset(a, ck:Path):
+    "The preset a checkpoint stores; --epochs/--decay may change the schedule, any other flag that asks for something else is refused."
+    from he2ihc.train import read_he2ihc_file, Preset
+    stored = read_he2ihc_file(ck, ('checkpoint',))
+    p, sch = Preset(**stored['preset']), stored['schedule']
+    asked = dict(method=(a.method, p.name), crop=(a.crop, p.crop_size))
+    asked |= {f"set {k}": (v, getattr(p, k, None)) for k, v in _overrides(a.set).items()}
+    for flag, (want, have) in asked.items():
+        if want is not None and _tuplify(want) != _tuplify(have):
+            raise ValueError(f"--{flag} {want!r} conflicts with the run in {ck.parent}, which was started with {have!r}; "
+                             f"--resume continues a run with the settings in its checkpoint: drop --{flag.split()[0]}")
+    n, d = (sch['n_epochs'] if a.epochs is None else a.epochs), (sch['n_epochs_decay'] if a.decay is None else a.decay)
+    if (n, d) != (sch['n_epochs'], sch['n_epochs_decay']):   # the one change a resume may ask for: a longer or shorter schedule
+        print(f"the schedule changes from {sch['n_epochs']} + {sch['n_epochs_decay']} to {n} + {d} epochs, as --epochs/--decay ask")
+    return p.replace(n_epochs=n, n_epochs_decay=d)
+
+def _tuplify(v): return tuple(_tuplify(x) for x in v) if isinstance(v, (list, tuple)) else v
+
 def _train(a):
     from he2ihc.data import paired_dls
     from he2ihc.magnification import MultiMagViews
@@ -153,8 +201,9 @@ def _train(a):
     if a.resume and not ck.exists(): raise FileNotFoundError(f"--resume: no checkpoint at {ck}")
     if not a.resume and ck.exists():
         raise ValueError(f"{out} already holds a run (checkpoint.pt); continue it with --resume, or choose another --out")
-    p = get_preset(a.method, **{k: v for k, v in dict(n_epochs=a.epochs, n_epochs_decay=a.decay, crop_size=a.crop).items()
-                                if v is not None}, **_overrides(a.set))
+    if a.resume: p = _resumed_preset(a, ck)
+    else: p = get_preset(a.method or 'ours', **{k: v for k, v in dict(n_epochs=a.epochs, n_epochs_decay=a.decay, crop_size=a.crop).items()
+                                                if v is not None}, **_overrides(a.set))
     mm = MultiMagViews(p.crop_size) if p.multimag and not (Path(a.data)/'multimag.json').exists() else None
     dls = paired_dls(a.data, crop_size=p.crop_size, bs=a.bs, unpaired=p.unpaired, multimag=mm)
     learn = stain_learner(dls, p, precision=a.precision, checkpoint=ck, checkpoint_every=a.checkpoint_every, seed=a.seed)
@@ -162,19 +211,21 @@ def _train(a):
     total = p.n_epochs + p.n_epochs_decay
     views = 'multi-magnification views' if makes_multimag(dls) else f'{p.crop_size}x{p.crop_size} crops'
     print(f"{p.name}: {len(dls.train_ds)} training pairs ({views}), {len(dls.valid_ds)} validation tiles, "
-          f"{p.n_epochs} + {p.n_epochs_decay} epochs on {dls.device}" + (f", resuming after epoch {start}" if start else ""))
+          f"{p.n_epochs} + {p.n_epochs_decay} epochs on {dls.device}" + (f", resuming after epoch {start}" if start else ""), flush=True)
     t0 = time.perf_counter()
+    fit = lambda: learn.fit_flat_lin(p.n_epochs, p.n_epochs_decay)
     try:
-        if _progress(a): learn.fit_flat_lin()
+        if _progress(a): fit()
         else:
             log, state = _epoch_logger(); state['learn'] = learn
             with learn.no_bar():
                 learn.logger = log
-                learn.fit_flat_lin()
-    except KeyboardInterrupt:
-        print(f"interrupted; {ck} holds the last finished epoch. Continue with: he2ihc train {a.data} --method {a.method} "
-              f"--out {out} --resume", file=sys.stderr)
-        return 130
+                fit()
+    except KeyboardInterrupt as e:
+        how = 'terminated' if isinstance(e, Terminated) else 'interrupted'
+        print(f"he2ihc train: {how}; {ck} holds the last finished epoch. Continue with: he2ihc train {a.data} --out {out} --resume",
+              file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
     gen = learn.export_generator(out/'generator.pt')
     vals = dict(zip(learn.recorder.metric_names[1:], learn.recorder.values[-1])) if learn.recorder.values else {}
     print(f"trained epochs {start + 1}..{total} in {(time.perf_counter() - t0) / 60:.1f} min; last validation: "
@@ -183,15 +234,18 @@ def _train(a):
     return 0
 
 def _demo(a):
-    check_output(a.out, 'folder', '--out folder')
-    r = train_demo(a.out, data=a.data, method=a.method, resume=a.resume, seed=a.seed, progress=_progress(a),
+    out = check_output(a.out, 'folder', '--out folder')
+    if (out/'checkpoint.pt').exists() and not (a.resume or a.overwrite):
+        raise FileExistsError(f"{out} already holds a demo run (checkpoint.pt, generator.pt, results/); continue it with --resume, "
+                              "replace it with --overwrite, or choose another --out")
+    r = train_demo(a.out, data=a.data, method=a.method or 'ours', resume=a.resume, seed=a.seed, progress=_progress(a),
                    **{k: v for k, v in dict(n_epochs=a.epochs, n_epochs_decay=a.decay).items() if v is not None}, **_overrides(a.set))
     res = r['results']; out = Path(r['out'])
     print((out/'results/metrics.md').read_text())
     ahead = all(res['trained'][m] > max(res['untrained'][m], res['identity (H&E)'][m]) for m in ('psnr', 'ssim'))
     print(("the trained generator is ahead of the untrained one and of the H&E input on PSNR and SSIM" if ahead else
            "the trained generator is NOT ahead of both baselines on PSNR and SSIM: train longer (--epochs)"))
-    print(f"results in {out/'results'}: samples.png, loss_curves.png, metrics.csv, metrics.md")
+    print(f"results in {out/'results'}: samples.png, loss_curves.png, confusion.png, metrics.csv, metrics.md")
     return 0
 
 def build_parser()->argparse.ArgumentParser:
@@ -243,17 +297,17 @@ def build_parser()->argparse.ArgumentParser:
     t = sub.add_parser('train', help="train a method on a paired dataset",
                        description="Train one of the method presets (he2ihc.train.PRESETS) with a checkpoint every epoch.")
     t.add_argument('data', type=Path, help="paired dataset (MIST, BCI or two-folder layout, or a build-multimag output)")
-    t.add_argument('--method', choices=list(PRESETS), default='ours', help="method preset (default ours)")
-    t.add_argument('--epochs', type=int, default=None, help="epochs at the initial learning rate (default: the preset's)")
-    t.add_argument('--decay', type=int, default=None, help="epochs of linear decay (default: the preset's)")
-    t.add_argument('--crop', type=int, default=None, help="training crop side (default: the preset's, 512)")
+    t.add_argument('--method', choices=list(PRESETS), default=None, help="method preset (default ours; with --resume, the run's)")
+    t.add_argument('--epochs', type=_int_in(0), default=None, help="epochs at the initial learning rate (default: the preset's)")
+    t.add_argument('--decay', type=_int_in(0), default=None, help="epochs of linear decay (default: the preset's)")
+    t.add_argument('--crop', type=_int_in(8), default=None, help="training crop side (default: the preset's, 512)")
     t.add_argument('--bs', type=int, default=1, help="batch size (default 1, as the paper)")
     t.add_argument('--out', type=Path, default=Path('run'), help="run folder for checkpoint.pt and generator.pt (default ./run)")
     t.add_argument('--resume', action='store_true', help="continue the run in --out from its checkpoint")
     t.add_argument('--precision', choices=PRECISIONS, default='fp32', help="mixed precision on a GPU: bf16 or fp16 (default fp32)")
     t.add_argument('--checkpoint-every', type=int, default=1, help="epochs between checkpoints (default 1)")
     t.add_argument('--seed', type=int, default=None, help="seed every random draw (repeatable runs on a CPU)")
-    t.add_argument('--set', nargs='*', metavar='NAME=VALUE', help="override preset settings, e.g. --set ngf=32 lambda_gp=5")
+    t.add_argument('--set', nargs='+', action='extend', metavar='NAME=VALUE', help="override preset settings, e.g. --set ngf=32 lambda_gp=5 (may be repeated)")
     t.add_argument('-q', '--quiet', action='store_true', help="no progress bars (there are none when output is not a terminal)")
     t.set_defaults(func=_train)
 
@@ -262,12 +316,13 @@ def build_parser()->argparse.ArgumentParser:
                                    "curves and metrics (trained vs untrained generator vs the H&E input) to OUT/results.")
     d.add_argument('--out', type=Path, default=Path('demo_run'), help="run folder (default ./demo_run)")
     d.add_argument('--data', type=Path, default=None, help="dataset to use instead of OUT/data (made if missing)")
-    d.add_argument('--method', choices=list(PRESETS), default='ours', help="method preset (default ours)")
+    d.add_argument('--method', choices=list(PRESETS), default=None, help="method preset (default ours)")
     d.add_argument('--epochs', type=int, default=None, help=f"epochs at the initial learning rate (default {DEMO_SETTINGS['n_epochs']})")
     d.add_argument('--decay', type=int, default=None, help=f"epochs of linear decay (default {DEMO_SETTINGS['n_epochs_decay']})")
     d.add_argument('--resume', action='store_true', help="continue an interrupted demo from OUT/checkpoint.pt")
     d.add_argument('--seed', type=int, default=0, help="random seed (default 0)")
-    d.add_argument('--set', nargs='*', metavar='NAME=VALUE', help="override settings, e.g. --set ngf=16")
+    d.add_argument('--set', nargs='+', action='extend', metavar='NAME=VALUE', help="override settings, e.g. --set ngf=16 (may be repeated)")
+    d.add_argument('--overwrite', action='store_true', help="replace an earlier demo run in --out")
     d.add_argument('-q', '--quiet', action='store_true', help="no progress bars (there are none when output is not a terminal)")
     d.set_defaults(func=_demo)
 
@@ -287,6 +342,7 @@ def build_parser()->argparse.ArgumentParser:
     e.add_argument('paths', nargs='+', type=Path, metavar='PATH', help="FAKE REAL (two folders), or DATA with --generator")
     e.add_argument('--generator', type=Path, default=None, help="generator file (RUN/generator.pt) to translate DATA's test (else val) tiles")
     e.add_argument('--out', type=Path, default=Path('evaluation'), help="folder for per_image.csv, summary.csv, summary.md (default ./evaluation)")
+    e.add_argument('--overwrite', action='store_true', help="replace an earlier evaluation in --out")
     e.add_argument('--title', default=None, help="method name in the table (default: the generator's or the folder's name)")
     e.add_argument('--save-fakes', action='store_true', help="with --generator: also write the translations to OUT/fake/")
     e.add_argument('--metrics', default=','.join(METRICS), help=f"comma-separated subset of {','.join(METRICS)} (default all)")
@@ -306,7 +362,7 @@ def build_parser()->argparse.ArgumentParser:
                     help="generator.pt written by training (export_generator), or a training checkpoint.pt")
     tr.add_argument('--ext', choices=('.png', '.tif', '.jpg'), default='.png', help="output format (default .png, lossless)")
     tr.add_argument('--overwrite', action='store_true', help="translate again images whose output exists")
-    tr.add_argument('--batch-size', type=int, default=8, help="images per pass (default 8)")
+    tr.add_argument('--batch-size', type=_int_in(1), default=8, help="images per pass (default 8)")
     tr.add_argument('--tile', type=int, default=None, help="translate large images in blended windows of this side")
     tr.add_argument('--overlap', type=int, default=64, help="overlap of the windows with --tile (default 64)")
     tr.add_argument('--device', default=None, help="cpu, cuda, cuda:1 ... (default: cuda if there is a GPU)")
@@ -326,8 +382,8 @@ def build_parser()->argparse.ArgumentParser:
     ts.add_argument('--level', type=int, default=0, help="pyramid level of SLIDE to translate (default 0, full resolution)")
     ts.add_argument('--tile', type=int, default=512, help="window side in pixels (default 512)")
     ts.add_argument('--overlap', type=int, default=64, help="overlap of neighbouring windows, blended (default 64)")
-    ts.add_argument('--batch-size', type=int, default=8, help="windows per pass (default 8)")
-    ts.add_argument('--quality', type=int, default=90, help="JPEG quality of the output (default 90)")
+    ts.add_argument('--batch-size', type=_int_in(1), default=8, help="windows per pass (default 8)")
+    ts.add_argument('--quality', type=_int_in(1, 100), default=90, help="JPEG quality of the output, 1..100 (default 90)")
     ts.add_argument('--all-tiles', action='store_true', help="translate background too (no tissue detection)")
     ts.add_argument('--overwrite', action='store_true', help="replace OUT if it exists")
     ts.add_argument('--device', default=None, help="cpu, cuda, cuda:1 ... (default: cuda if there is a GPU)")
@@ -341,18 +397,24 @@ def main(
 )->int:              # exit code
     "Run the `he2ihc` command."
     a = build_parser().parse_args(argv)
+    import signal, threading
+    main_thread = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try: return a.func(a)
     except (OSError, ValueError, CheckpointError, NonFiniteLossError) as e:   # the message names the problem; no traceback
         print(f"he2ihc {a.command}: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"he2ihc {a.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        term = isinstance(e, Terminated)
+        print(f"he2ihc {a.command}: {'terminated (SIGTERM)' if term else 'interrupted'}; partial files removed", file=sys.stderr)
+        return 143 if term else 130
     except Exception as e:   # a fault of he2ihc's, not of the input: one line, and the traceback on request
         if os.environ.get('HE2IHC_DEBUG'): raise
         print(f"he2ihc {a.command}: unexpected error: {type(e).__name__}: {e} (run with HE2IHC_DEBUG=1 for the traceback, "
               "and please report it)", file=sys.stderr)
         return 1
+    finally:
+        if main_thread: signal.signal(signal.SIGTERM, before)
 
 # %% ../nbs/10_cli.ipynb #d44d1dd5
 #| eval: false

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_inference.ipynb #a5281b32
 from __future__ import annotations
-import math, os, queue, tempfile, threading, time, warnings
+import hashlib, json, math, os, queue, shutil, threading, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,17 +14,19 @@ from torch import nn, Tensor
 from PIL import Image
 from fastprogress.fastprogress import progress_bar
 
-from .data import load_rgb, rgb_to_tensor, tensor_to_rgb, image_files, ImageReadError, check_output
+from .data import (load_rgb, rgb_to_tensor, tensor_to_rgb, image_files, ImageReadError, check_output, atomic_write,
+                         partial_path, remove_stale_partials, exclusive_lock)
 from .models import pad_to_multiple
 from .train import (load_generator, build_generator, load_state_checked, read_he2ihc_file, Preset, CheckpointError,
                           PRECISIONS)
 
 # %% auto #0
-__all__ = ['as_generator', 'generator_name', 'default_device', 'translate', 'window_starts', 'blend_ramp', 'window_weights',
-           'check_tiling', 'Progress', 'blended_bands', 'translate_array_tiled', 'FolderResult', 'translate_folder',
+__all__ = ['AUTO_TILE_PIXELS', 'TRANSLATIONS_RECORD', 'OUTPUT_FORMATS', 'as_generator', 'generator_name', 'default_device',
+           'check_device', 'translate', 'window_starts', 'blend_ramp', 'window_weights', 'check_tiling', 'Progress',
+           'blended_bands', 'translate_array_tiled', 'FolderResult', 'generator_fingerprint', 'translate_folder',
            'SlideReadError', 'open_slide', 'check_level', 'slide_mpp', 'saturation', 'tissue_mask', 'slide_thumbnail',
-           'pyramid_shapes', 'write_pyramidal_tiff', 'synthetic_slide', 'SlideResult', 'translate_slide', 'edge_lines',
-           'seam_gradients']
+           'pyramid_shapes', 'check_quality', 'tiff_ascii', 'write_pyramidal_tiff', 'synthetic_slide', 'SlideResult',
+           'translate_slide', 'edge_lines', 'seam_gradients']
 
 # %% ../nbs/08_inference.ipynb #a58504e5
 def as_generator(
@@ -55,6 +57,22 @@ def _multiple(G:nn.Module)->int: return getattr(G, 'multiple', 4)
 def _check_precision(precision):
     if precision not in PRECISIONS: raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
 
+def _check_batch_size(batch_size):
+    if not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+
+def check_device(
+    device,            # None, 'cpu', 'cuda', 'cuda:N' or a `torch.device`
+)->torch.device:       # the device; None gives `default_device()`
+    "The device to run on, refused (before any work) when it is unknown or not on this machine."
+    if device is None: return default_device()
+    try: d = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as e: raise ValueError(f"unknown device {device!r} ({e}); use 'cpu', 'cuda' or 'cuda:N'") from None
+    if d.type == 'cuda':
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0: raise ValueError(f"device {device!r}: no CUDA GPU on this machine; use 'cpu'")
+        if d.index is not None and d.index >= n: raise ValueError(f"device {device!r}: this machine has {n} CUDA GPU(s), cuda:0 to cuda:{n - 1}")
+    return d
+
 @torch.no_grad()
 def _apply(G:nn.Module, x:Tensor, device, precision:str='fp32')->Tensor:
     "G on the batch `x` (B, 3, h, w) in [-1, 1]: reflect-padded to G's multiple, cropped back, float32 on `device`."
@@ -80,38 +98,41 @@ def _to_rgb_list(image)->tuple:
     raise TypeError(f"cannot translate a {type(image).__name__}: give a PIL image, a uint8 array, a tensor or a list of them")
 
 # %% ../nbs/08_inference.ipynb #1be0d2b4
+AUTO_TILE_PIXELS = 2048 * 2048   # images with more pixels are translated in blended 512 px windows unless `tile` is given
+
 def translate(
     generator,                # `nn.Module`, exported generator or training checkpoint (`as_generator`)
     image,                    # PIL image, uint8 (H, W, 3) / (B, H, W, 3) array, tensor (3, H, W) / (B, 3, H, W) in [-1, 1], or a list
-    batch_size:int=8,         # images per pass (images of the same size are batched together)
+    batch_size:int=8,         # images (or windows) per pass; images of the same size are batched together
     device=None,              # None: CUDA if there is a GPU, else the CPU
     precision:str='fp32',     # 'fp32', or 'bf16' / 'fp16' autocast (on a GPU)
-    tile:int|None=None,       # translate in overlapping windows of this side, blended (for images too large for one pass)
-    overlap:int=64,           # overlap of the windows when `tile` is set
+    tile:int|None=None,       # translate in overlapping windows of this side, blended; None: whole, or 512 px above `auto_tile`
+    overlap:int=64,           # overlap of the windows when tiling
+    auto_tile:int|None=AUTO_TILE_PIXELS,  # images with more pixels than this are tiled (512 px windows) when `tile` is None; None: never
 ):                            # the translations, of the same kind and size as `image`
-    "Translate H&E `image` to virtual IHC with `generator`, at any size."
-    _check_precision(precision)
-    if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    device = torch.device(device) if device is not None else default_device()
+    "Translate H&E `image` to virtual IHC with `generator`, at any size (large images in blended windows, in bounded memory)."
+    _check_precision(precision); _check_batch_size(batch_size)
+    if tile is not None: check_tiling(tile, overlap)
+    device = check_device(device)
     G = as_generator(generator, device)
     items, back = _to_rgb_list(image)
-    tensors = [x if isinstance(x, Tensor) else rgb_to_tensor(x) for x in items]
-    out = [None] * len(items)
-    if tile is not None:
-        for i, x in enumerate(items):
-            rgb = tensor_to_rgb(x) if isinstance(x, Tensor) else x
-            res = translate_array_tiled(G, rgb, tile, overlap, batch_size, device, precision)
-            out[i] = rgb_to_tensor(res).to(x.device) if isinstance(x, Tensor) else res
-        return back(out)
-    by_size = {}
-    for i, t in enumerate(tensors): by_size.setdefault(tuple(t.shape), []).append(i)
+    out, by_size = [None] * len(items), {}
+    for i, x in enumerate(items):
+        h, w = x.shape[-2:] if isinstance(x, Tensor) else x.shape[:2]
+        t = tile if tile is not None else 512 if auto_tile is not None and h * w > auto_tile else None
+        if t is None: by_size.setdefault(tuple(x.shape), []).append(i); continue
+        if not isinstance(x, Tensor): rgb_to_tensor(x[:1, :1])   # (refuses what is not uint8 RGB, before the long run)
+        rgb = tensor_to_rgb(x) if isinstance(x, Tensor) else x
+        res = translate_array_tiled(G, rgb, t, overlap, batch_size, device, precision)
+        out[i] = rgb_to_tensor(res).to(x.device) if isinstance(x, Tensor) else res
     for idx in by_size.values():
         for k in range(0, len(idx), batch_size):
-            chunk = idx[k:k + batch_size]
-            y = _apply(G, torch.stack([tensors[i] for i in chunk]), device, precision)
+            chunk = idx[k:k + batch_size]   # (converted to float a batch at a time: a float copy of every image is 12 bytes a pixel)
+            y = _apply(G, torch.stack([x if isinstance(x := items[i], Tensor) else rgb_to_tensor(x) for i in chunk]), device, precision)
             for i, r in zip(chunk, y):
                 out[i] = r.to(items[i].device) if isinstance(items[i], Tensor) else tensor_to_rgb(r)
     return back(out)
+
 
 # %% ../nbs/08_inference.ipynb #c5db6d37
 def window_starts(
@@ -258,39 +279,72 @@ def translate_array_tiled(
     "Translate an image in memory in blended windows (what `translate(..., tile=...)` does per image)."
     H, W = rgb.shape[:2]
     read = lambda x, y, w, h: rgb[y:y + h, x:x + w]
-    return np.concatenate(list(blended_bands(G, read, H, W, tile, overlap, batch_size, device, precision)))
+    out, y = np.empty_like(rgb), 0      # bands go straight into the result: no list of bands beside it
+    for b in blended_bands(G, read, H, W, tile, overlap, batch_size, device, precision): out[y:y + len(b)] = b; y += len(b)
+    return out
 
 # %% ../nbs/08_inference.ipynb #e7bbe3d3
 @dataclass
 class FolderResult:
     "What `translate_folder` did."
     written:list          # output files written in this run
-    skipped:list          # inputs whose output already existed
+    skipped:list          # inputs this generator had already translated into `dst`
     failed:list           # (input file, reason) for inputs that could not be read
     seconds:float
     def __repr__(self):
         return (f"FolderResult(written={len(self.written)}, skipped={len(self.skipped)}, failed={len(self.failed)}, "
                 f"seconds={self.seconds:.1f})")
 
-def _save_atomic(im:Image.Image, path:Path):
-    tmp = path.with_name(f".{path.name}.partial")
-    try: im.save(tmp, format=Image.registered_extensions()[path.suffix.lower()]); os.replace(tmp, path)
-    except BaseException: tmp.unlink(missing_ok=True); raise
+TRANSLATIONS_RECORD = '.he2ihc-translations.json'   # in the output folder: which generator wrote each output, from what
+OUTPUT_FORMATS = ('.png', '.tif', '.tiff', '.jpg', '.jpeg')
+
+def generator_fingerprint(
+    g,       # as for `as_generator`: a module, or an exported generator / training checkpoint file
+)->dict:     # {'generator': name, 'sha256': hex digest}
+    "Which generator `g` is: a file's name and the SHA-256 of its bytes, or a module's class name and the SHA-256 of its state dict."
+    h = hashlib.sha256()
+    if isinstance(g, nn.Module):
+        for k, v in sorted(g.state_dict().items()):
+            v = v.detach().cpu().contiguous()
+            h.update(f"{k} {v.dtype} {tuple(v.shape)}".encode()); h.update(v.reshape(-1).view(torch.uint8).numpy().tobytes())
+    else:
+        with open(Path(g).expanduser(), 'rb') as f:
+            while b := f.read(1 << 20): h.update(b)
+    return dict(generator=generator_name(g), sha256=h.hexdigest())
+
+def _read_record(path:Path)->dict:
+    "The outputs recorded in `path` (output name -> source and generator), {} when there is none."
+    if not path.exists(): return {}
+    try:
+        r = json.loads(path.read_text(encoding='utf-8'))
+        if r.get('format') != 'he2ihc-translations-1': raise ValueError("no he2ihc format mark")
+        return dict(r['outputs'])
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path}: not a record of he2ihc translations ({e}); move it away to translate into this folder") from None
+
+def _write_record(path:Path, outputs:dict):
+    with atomic_write(path) as p:
+        p.write_text(json.dumps({'format': 'he2ihc-translations-1', 'outputs': outputs}, indent=1, ensure_ascii=False), encoding='utf-8')
+
+def _names(paths, n=5)->str: return ', '.join(p.name for p in paths[:n]) + (f" and {len(paths) - n} more" if len(paths) > n else '')
 
 def translate_folder(
     generator,                 # `nn.Module`, exported generator or training checkpoint
     src,                       # folder of H&E images, or one image file
-    dst,                       # output folder (made if missing)
+    dst,                       # output folder (made if missing); not the input folder
     ext:str='.png',            # output format by extension: .png (lossless), .tif, .jpg
-    overwrite:bool=False,      # translate again images whose output exists
+    overwrite:bool=False,      # translate again, replacing outputs whatever wrote them
     batch_size:int=8, device=None, precision:str='fp32',
     tile:int|None=None, overlap:int=64,   # windows for large images, as in `translate`
     progress:bool=True,
 )->FolderResult:
-    "Translate every image of `src` into `dst`, skipping those already translated."
+    "Translate every image of `src` into `dst`, skipping those this generator already translated from the same image."
     src, dst = Path(src).expanduser(), Path(dst).expanduser()
+    if ext.lower() not in OUTPUT_FORMATS: raise ValueError(f"unsupported output format {ext!r}; use .png, .tif or .jpg")
+    _check_precision(precision); _check_batch_size(batch_size)
+    if tile is not None: check_tiling(tile, overlap)
+    device = check_device(device)
     if not src.exists(): raise FileNotFoundError(f"{src}: no such file or folder")
-    if ext.lower() not in ('.png', '.tif', '.tiff', '.jpg', '.jpeg'): raise ValueError(f"unsupported output format {ext!r}; use .png, .tif or .jpg")
     files = [src] if src.is_file() else image_files(src)
     if not files: raise FileNotFoundError(f"{src}: no image files ({', '.join(('.png', '.jpg', '.tif', '...'))})")
     stems = {}
@@ -298,32 +352,65 @@ def translate_folder(
         if f.stem in stems: raise ValueError(f"{f.name} and {stems[f.stem].name} would both be written to {f.stem}{ext}")
         stems[f.stem] = f
     check_output(dst, 'folder', 'output folder')
-    device = torch.device(device) if device is not None else default_device()
-    G = as_generator(generator, device)
-    least = getattr(G, 'min_size', 1)
-    t0, res = time.perf_counter(), FolderResult([], [], [], 0.0)
-    todo = []
-    for f in files:
-        if (dst/f"{f.stem}{ext}").exists() and not overwrite: res.skipped.append(f)
-        else: todo.append(f)
-    bar = Progress(len(todo), progress, 'images')
-    for k in range(0, len(todo), batch_size):
-        batch, ims = [], []
-        for f in todo[k:k + batch_size]:
-            try: im = np.asarray(load_rgb(f, warn=False))
-            except (ImageReadError, OSError) as e: res.failed.append((f, str(e))); continue
-            if min(im.shape[:2]) < least:
-                res.failed.append((f, f"{f}: {im.shape[1]}x{im.shape[0]} px, smaller than the {least}x{least} px the generator translates"))
-            else: ims.append(im); batch.append(f)
-        if batch:
-            outs = translate(G, ims, batch_size=batch_size, device=device, precision=precision, tile=tile, overlap=overlap)
-            for f, o in zip(batch, outs):
-                dst.mkdir(parents=True, exist_ok=True)   # (made with the first output: a run that writes nothing leaves nothing)
-                out = dst/f"{f.stem}{ext}"; _save_atomic(Image.fromarray(o), out); res.written.append(out)
-        bar.step(len(todo[k:k + batch_size]))
-    bar.close()
+    if dst.resolve() == (src if src.is_dir() else src.parent).resolve():
+        raise ValueError(f"{dst}: the output folder is the input folder; the translations would replace the H&E images or be "
+                         "taken for them; choose another output folder")
+    outs, inputs = {f: dst/f"{f.stem}{ext}" for f in files}, {f.resolve(): f for f in files}
+    for f, o in outs.items():
+        if o.resolve() in inputs: raise ValueError(f"{o}: the translation of {f.name} would replace the input {inputs[o.resolve()]}; "
+                                                   "choose an output folder that holds no inputs")
+    G = as_generator(generator, device)   # (first: a file that is no generator is refused before anything is made)
+    gid = generator_fingerprint(generator)
+    made = not dst.exists()
+    dst.mkdir(parents=True, exist_ok=True)
+    record, t0, res = dst/TRANSLATIONS_RECORD, time.perf_counter(), FolderResult([], [], [], 0.0)
+    try:
+        with exclusive_lock(record, 'record of translations'):
+            for p in (record, *outs.values()): remove_stale_partials(p)
+            done = {k: v for k, v in _read_record(record).items() if (dst/k).exists()}
+            other, unknown, elsewhere, todo = [], [], [], []
+            for f, o in outs.items():
+                e = done.get(o.name)
+                if overwrite or not o.exists(): todo.append(f)
+                elif e is None: unknown.append(o)
+                elif e.get('sha256') != gid['sha256']: other.append(e.get('generator', '?'))
+                elif e.get('source') != str(f.resolve()): elsewhere.append(o)
+                else: res.skipped.append(f)
+            if other:
+                n = len(other)
+                raise FileExistsError(f"{n} output{'s' if n > 1 else ''} in {dst} {'were' if n > 1 else 'was'} written by another generator "
+                                      f"({', '.join(sorted(set(other)))}); pass overwrite=True (--overwrite) to replace them")
+            if unknown:
+                raise FileExistsError(f"{dst}: {_names(unknown)}: existing files not recorded as written by he2ihc (in {record.name}); "
+                                      "pass overwrite=True (--overwrite) to replace them")
+            if elsewhere:
+                raise FileExistsError(f"{dst}: {_names(elsewhere)}: recorded as translated from other files than the inputs of "
+                                      f"{src}; pass overwrite=True (--overwrite) to replace them")
+            least = getattr(G, 'min_size', 1)
+            bar = Progress(len(todo), progress, 'images')
+            try:
+                for k in range(0, len(todo), batch_size):
+                    batch, ims = [], []
+                    for f in todo[k:k + batch_size]:
+                        try: im = np.asarray(load_rgb(f, warn=False))
+                        except (ImageReadError, OSError) as e: res.failed.append((f, str(e))); continue
+                        if min(im.shape[:2]) < least:
+                            res.failed.append((f, f"{f}: {im.shape[1]}x{im.shape[0]} px, smaller than the {least}x{least} px the generator translates"))
+                        else: ims.append(im); batch.append(f)
+                    if batch:
+                        ys = translate(G, ims, batch_size=batch_size, device=device, precision=precision, tile=tile, overlap=overlap)
+                        for f, y in zip(batch, ys):
+                            with atomic_write(outs[f]) as p: Image.fromarray(y).save(p, format=Image.registered_extensions()[ext.lower()])
+                            done[outs[f].name] = dict(source=str(f.resolve()), **gid)
+                            _write_record(record, done)   # after the file: a kill between the two leaves a file the rerun refuses, never a wrong skip
+                            res.written.append(outs[f])
+                    bar.step(len(todo[k:k + batch_size]))
+            finally: bar.close()
+    finally:
+        if made and not any(dst.iterdir()): dst.rmdir()   # a run that writes nothing leaves nothing
     res.seconds = time.perf_counter() - t0
     return res
+
 
 # %% ../nbs/08_inference.ipynb #a29b4adc
 class SlideReadError(OSError):
@@ -439,6 +526,15 @@ def pyramid_shapes(height:int, width:int, min_size:int=256)->list:
     while max(shapes[-1]) > min_size and min(shapes[-1]) >= 2: shapes.append((shapes[-1][0] // 2, shapes[-1][1] // 2))
     return shapes
 
+def check_quality(quality):
+    "Refuse a JPEG quality outside 1..100 (before any work, rather than clamping it)."
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise ValueError(f"JPEG quality must be an integer from 1 to 100, got {quality!r}")
+
+def tiff_ascii(s:str)->str:
+    "`s` with its non-ASCII characters backslash-escaped (TIFF text tags are 7-bit ASCII): 'Müller' -> 'M\\xfcller'."
+    return s.encode('ascii', 'backslashreplace').decode()
+
 def write_pyramidal_tiff(
     path,                      # output file (.tif / .tiff)
     bands,                     # uint8 (H, W, 3) image, or an iterable of full-width (h_i, W, 3) bands, top to bottom
@@ -447,10 +543,12 @@ def write_pyramidal_tiff(
     tile:int=256,              # TIFF tile side
     quality:int=90,            # JPEG quality
     min_size:int=256,          # smallest level: longest side at most this
-    description:str='',        # ImageDescription of level 0 (provenance)
+    description:str='',        # ImageDescription of level 0 (provenance); non-ASCII characters are backslash-escaped
+    scratch_for=None,          # the final file `path` is a partial of: the scratch folder is named as a partial of it (default `path`)
 )->list:                       # (height, width) of each level written
     "Write a tiled, JPEG-compressed pyramidal BigTIFF from a stream of bands, in bounded memory."
     import tifffile
+    check_quality(quality)
     path = Path(path)
     if isinstance(bands, np.ndarray): shape, bands = bands.shape[:2], [bands]
     if shape is None: raise ValueError("shape=(height, width) is needed when bands is an iterator")
@@ -458,10 +556,12 @@ def write_pyramidal_tiff(
     res = lambda k: dict(resolution=(1e4 / (mpp[0] * 2 ** k), 1e4 / (mpp[1] * 2 ** k)), resolutionunit='CENTIMETER') if mpp else {}
     opts = dict(dtype=np.uint8, tile=(tile, tile), photometric='rgb', compression='jpeg',
                 compressionargs=dict(level=quality), metadata=None)
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix='.he2ihc-pyramid-') as tmpd, \
-         tifffile.TiffWriter(path, bigtiff=True) as tw:
-        files = [open(Path(tmpd)/f"level{k}.raw", 'wb+') for k in range(1, len(shapes))]
-        try:
+    scratch = partial_path(scratch_for or path)    # level*.raw; a partial, so `remove_stale_partials` clears it after a kill
+    scratch.mkdir()
+    files = []
+    try:
+        with tifffile.TiffWriter(path, bigtiff=True) as tw:
+            files += [open(scratch/f"level{k}.raw", 'wb+') for k in range(1, len(shapes))]
             def level0():
                 strips, odd, rows = _Strips(tile), [None] * len(files), 0
                 def down(k, a):      # append the 2x-smaller rows of `a` to level k+1, and cascade
@@ -479,7 +579,7 @@ def write_pyramidal_tiff(
                     for s in strips.feed(b): yield from emit(s)
                 for s in strips.flush(): yield from emit(s)
                 if rows != shape[0]: raise ValueError(f"the bands hold {rows} rows, the image {shape[0]}")
-            tw.write(level0(), shape=(*shape, 3), subfiletype=0, description=description, **res(0), **opts)
+            tw.write(level0(), shape=(*shape, 3), subfiletype=0, description=tiff_ascii(description), **res(0), **opts)
             for k, f in enumerate(files, 1):
                 f.flush(); f.seek(0)
                 h, w = shapes[k]
@@ -488,8 +588,9 @@ def write_pyramidal_tiff(
                         n = min(tile, h - y)
                         yield from _tiles(np.frombuffer(f.read(n * w * 3), np.uint8).reshape(n, w, 3), tile)
                 tw.write(level_k(), shape=(h, w, 3), subfiletype=1, **res(k), **opts)
-        finally:
-            for f in files: f.close()
+    finally:
+        for f in files: f.close()
+        shutil.rmtree(scratch, ignore_errors=True)
     return shapes
 
 # %% ../nbs/08_inference.ipynb #2560c77d
@@ -553,46 +654,56 @@ def translate_slide(
     progress:bool=True,         # progress bar with windows per second
 )->SlideResult:
     "Translate a whole H&E slide into a virtual IHC pyramidal TIFF, streaming window by window."
-    check_tiling(tile, overlap); _check_precision(precision)
-    if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    check_tiling(tile, overlap); _check_precision(precision); _check_batch_size(batch_size); check_quality(quality)
+    if isinstance(level, bool) or not isinstance(level, int) or level < 0: raise ValueError(f"level must be an integer >= 0, got {level!r}")
+    device = check_device(device)
     slide, out = Path(slide).expanduser(), Path(out).expanduser()
     check_output(out, 'file', 'output slide')
-    if out.exists() and not overwrite: raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
     if out.resolve() == slide.resolve(): raise ValueError(f"{out}: the output would replace the slide itself")
+    exists = lambda: out.exists() and not overwrite and FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    if e := exists(): raise e
     s = open_slide(slide)
-    check_level(s, level, slide)
-    W, H = s.level_dimensions[level]
-    ds = s.level_downsamples[level]
-    mpp = slide_mpp(s, level)
-    if mpp is None: warnings.warn(f"{slide}: no microns-per-pixel in the file; the output will carry none", stacklevel=2)
-    device = torch.device(device) if device is not None else default_device()
-    G = as_generator(generator, device)
-    out.parent.mkdir(parents=True, exist_ok=True)
-
-    is_tissue = None
-    if detect_tissue:
-        thumb, tds = slide_thumbnail(s, level)
-        mask = tissue_mask(thumb)[0]
-        def is_tissue(x, y, w, h):
-            y0, x0 = int(y / tds), int(x / tds)
-            return bool(mask[y0:max(y0 + 1, math.ceil((y + h) / tds)), x0:max(x0 + 1, math.ceil((x + w) / tds))].any())
-    def read(x, y, w, h):
-        try: return _rgb(s.read_region((round(x * ds), round(y * ds)), level, (w, h)))
-        except Exception as e: raise SlideReadError(f"{slide}: cannot read the region at ({x}, {y}) of level {level} ({e})") from None
-
-    (Ly, ys), (Lx, xs) = window_starts(H, tile, overlap), window_starts(W, tile, overlap)
-    n_tiles = len(ys) * len(xs)
-    n_tissue = sum(is_tissue(x, y, Lx, Ly) for y in ys for x in xs) if is_tissue else n_tiles
-    bar, t0 = Progress(n_tiles, progress, 'tiles'), time.perf_counter()
-    bands = blended_bands(G, read, H, W, tile, overlap, batch_size, device, precision, is_tissue, bar.step)
-    partial = out.with_name(f".{out.name}.partial")
-    desc = (f"he2ihc virtual IHC-HER2 of {slide.name} (level {level}); generator {generator_name(generator)}; "
-            f"windows {tile} px, overlap {overlap} px")
-    try: levels = write_pyramidal_tiff(partial, bands, (H, W), mpp=mpp, quality=quality, description=desc)
-    except BaseException: partial.unlink(missing_ok=True); raise
-    finally: bands.close(); s.close(); bar.close()
-    os.replace(partial, out)
+    bands, bar = None, None
+    try:
+        check_level(s, level, slide)
+        W, H = s.level_dimensions[level]
+        ds = s.level_downsamples[level]
+        mpp = slide_mpp(s, level)
+        if mpp is None: warnings.warn(f"{slide}: no microns-per-pixel in the file; the output will carry none", stacklevel=2)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(out, 'slide'):
+            remove_stale_partials(out)       # left by a run that was killed
+            if e := exists(): raise e        # (another run may have written it meanwhile)
+            G = as_generator(generator, device)
+            is_tissue = None
+            if detect_tissue:
+                thumb, tds = slide_thumbnail(s, level)
+                mask, thr = tissue_mask(thumb)
+                def is_tissue(x, y, w, h):
+                    y0, x0 = int(y / tds), int(x / tds)
+                    return bool(mask[y0:max(y0 + 1, math.ceil((y + h) / tds)), x0:max(x0 + 1, math.ceil((x + w) / tds))].any())
+            def read(x, y, w, h):
+                try: return _rgb(s.read_region((round(x * ds), round(y * ds)), level, (w, h)))
+                except Exception as e: raise SlideReadError(f"{slide}: cannot read the region at ({x}, {y}) of level {level} ({e})") from None
+            (Ly, ys), (Lx, xs) = window_starts(H, tile, overlap), window_starts(W, tile, overlap)
+            n_tiles = len(ys) * len(xs)
+            n_tissue = sum(is_tissue(x, y, Lx, Ly) for y in ys for x in xs) if is_tissue else n_tiles
+            if n_tissue == 0:
+                warnings.warn(f"{slide}: no tissue found, so the output is all white: tissue detection looks for colour saturation "
+                              f"(none above {thr:.2f} here; a greyscale or blank slide has none); pass detect_tissue=False "
+                              "(--all-tiles) to translate every window", stacklevel=2)
+            bar, t0 = Progress(n_tiles, progress, 'tiles'), time.perf_counter()
+            bands = blended_bands(G, read, H, W, tile, overlap, batch_size, device, precision, is_tissue, bar.step)
+            desc = (f"he2ihc virtual IHC-HER2 of {slide.name} (level {level}); generator {generator_name(generator)}; "
+                    f"windows {tile} px, overlap {overlap} px")
+            with atomic_write(out) as partial:
+                levels = write_pyramidal_tiff(partial, bands, (H, W), mpp=mpp, quality=quality, description=desc, scratch_for=out)
+    finally:
+        if bands is not None: bands.close()
+        if bar is not None: bar.close()
+        s.close()
     return SlideResult(out, (W, H), levels, mpp, n_tiles, n_tissue, time.perf_counter() - t0)
+
 
 # %% ../nbs/08_inference.ipynb #23687387
 def edge_lines(n:int, tile:int, overlap:int)->list:

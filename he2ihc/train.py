@@ -24,7 +24,8 @@ with warnings.catch_warnings():
 from fastcore.basics import store_attr
 
 from . import __version__
-from .data import tensor_to_rgb, read_torch_file
+from .data import tensor_to_rgb, read_torch_file, score_from_name, atomic_write, remove_stale_partials
+from .her2 import score_ihc
 from .models import ResnetGenerator, UnetGenerator, NLayerDiscriminator, PatchSampleF, NCE_LAYERS, n_params
 from .losses import (GANLoss, patch_nce_loss, ASPLoss, GaussianPyramidLoss, bci_pyramid_l1, mean_l1,
                            cycle_loss, identity_loss)
@@ -548,15 +549,11 @@ class CheckpointError(RuntimeError):
     "A checkpoint cannot be used: wrong format or another architecture."
 
 def atomic_torch_save(obj, path:Path):
-    "`torch.save` to a temporary file next to `path`, then rename: `path` is always a whole file."
+    "`torch.save` through `atomic_write`: `path` is always a whole file, readable as the umask allows; partials of killed runs are removed."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + '.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+    remove_stale_partials(path)
+    with atomic_write(path) as tmp, open(tmp, 'wb') as f:
+        torch.save(obj, f)   # (to a file object: the archive's inner name, and so the bytes, do not depend on the partial's name)
 
 def load_state_checked(module:nn.Module, state:dict, what:str, source=''):
     "`module.load_state_dict(state)`, failing with the missing, unexpected and mis-shaped keys listed."
@@ -755,17 +752,33 @@ DEMO_SETTINGS = dict(ngf=16, crop_size=96, n_epochs=16, n_epochs_decay=4)
 
 def evaluate_translations(
     G:nn.Module,      # generator to evaluate (None: the identity, H&E itself as the prediction)
-    dl,               # DataLoader of full-size (H&E, IHC) pairs
-)->dict:              # mean and per-pair PSNR, SSIM and L1
-    "PSNR, SSIM (8-bit RGB) and L1 of G's translations of the pairs of `dl` against their real IHC."
+    dl,               # DataLoader of full-size (H&E, IHC) pairs, in the order of `dl.dataset.pairs`
+    her2:bool=True,   # also score HER2 on the virtual and the real IHC, and their agreement
+)->dict:              # mean and per-pair PSNR, SSIM, L1 (and the HER2 agreement of `he2ihc.metrics.her2_agreement`)
+    "PSNR, SSIM (8-bit RGB), L1 and HER2 agreement of G's translations of the pairs of `dl` against their real IHC."
+    from he2ihc.metrics import her2_agreement, dab_iod   # (the evaluation chapter, through its public functions)
     rows = []
     if G is not None: G.eval()
     with torch.no_grad():
         for he, ihc in dl:
             pred = he if G is None else G(he)
             for a, b in zip(pred, ihc):
-                rows.append(dict(psnr=psnr(a[None], b[None]).item(), ssim=ssim(a[None], b[None]).item(), l1=l1(a, b).item()))
-    return {k: float(np.mean([r[k] for r in rows])) for k in ('psnr', 'ssim', 'l1')} | dict(n=len(rows), rows=rows)
+                row = dict(psnr=psnr(a[None], b[None]).item(), ssim=ssim(a[None], b[None]).item(), l1=l1(a, b).item())
+                if her2:
+                    fa, ra = tensor_to_rgb(a), tensor_to_rgb(b)
+                    sf, sr = score_ihc(fa), score_ihc(ra)
+                    row |= dict(HER2_fake=sf.score, HER2_real=sr.score, DAB_p90_fake=sf.dab_p90, DAB_p90_real=sr.dab_p90,
+                                IOD_fake=dab_iod(fa), IOD_real=dab_iod(ra))
+                rows.append(row)
+    out = {k: float(np.mean([r[k] for r in rows])) for k in ('psnr', 'ssim', 'l1')} | dict(n=len(rows), rows=rows)
+    if her2:
+        pairs = getattr(dl.dataset, 'pairs', [])
+        true = [score_from_name(p.name) for p in pairs] if len(pairs) == len(rows) else []
+        for r, t in zip(rows, true): r['HER2_true'] = t
+        col = lambda k: [r[k] for r in rows]
+        out |= her2_agreement(col('HER2_fake'), col('HER2_real'), col('DAB_p90_fake'), col('DAB_p90_real'), col('IOD_fake'), col('IOD_real'),
+                              true_scores=true if true and None not in true else None)
+    return out
 
 def _loss_curves(history, path):
     import matplotlib; import matplotlib.pyplot as plt
@@ -825,14 +838,24 @@ def train_demo(
                'identity (H&E)': evaluate_translations(None, dls.valid)}
     with torch.no_grad(): _sample_grid({'untrained': untrained, f'trained ({method})': G}, dls.valid, res/'samples.png')
     _loss_curves(learn.stain_trainer.history, res/'loss_curves.png')
+    from he2ihc.metrics import her2_confusion_figure
+    her2_confusion_figure(results['trained']['rows'], res/'confusion.png', title=f'trained {method}')
+    fmt = lambda v, d: f"{v:.{d}f}" if isinstance(v, float) and v == v else 'n/a'
     with open(res/'metrics.csv', 'w', newline='') as f:
-        w = csv.writer(f); w.writerow(['model', 'psnr', 'ssim', 'l1', 'pairs'])
-        for k, r in results.items(): w.writerow([k, f"{r['psnr']:.3f}", f"{r['ssim']:.4f}", f"{r['l1']:.4f}", r['n']])
+        w = csv.writer(f); w.writerow(['model', 'psnr', 'ssim', 'l1', 'her2_kappa', 'her2_acc', 'dab_p90_r', 'dab_p90_mae', 'pairs'])
+        for k, r in results.items():
+            w.writerow([k, f"{r['psnr']:.3f}", f"{r['ssim']:.4f}", f"{r['l1']:.4f}", fmt(r['HER2_kappa'], 4), fmt(r['HER2_acc'], 4),
+                        fmt(r['DAB_p90_r'], 4), fmt(r['DAB_p90_MAE'], 4), r['n']])
     md = [f"# {method} on the demo dataset", '',
           f"{len(dls.train_ds)} training pairs, {results['trained']['n']} held-out pairs; "
           f"{p.n_epochs} + {p.n_epochs_decay} epochs of {p.crop_size}x{p.crop_size} crops, ngf {p.ngf}; "
           f"training took {train_s / 60:.1f} min on {'a GPU' if torch.cuda.is_available() else f'{torch.get_num_threads()} CPU threads'}.", '',
-          '| model | PSNR (dB) | SSIM | L1 |', '|---|---|---|---|']
-    md += [f"| {k} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['l1']:.3f} |" for k, r in results.items()]
+          '| model | PSNR (dB) | SSIM | L1 | HER2 kappa | HER2 accuracy | DAB p90 r |', '|---|---|---|---|---|---|---|']
+    md += [f"| {k} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['l1']:.3f} | {fmt(r['HER2_kappa'], 3)} | {fmt(r['HER2_acc'], 3)} | "
+           f"{fmt(r['DAB_p90_r'], 3)} |" for k, r in results.items()]
+    real_k = results['identity (H&E)'].get('HER2_real_kappa')
+    if isinstance(real_k, float):
+        md += ['', f"HER2 kappa and accuracy compare the scores `he2ihc.her2.score_ihc` gives the virtual and the real IHC of each "
+                   f"held-out tile; on the real IHC the scorer agrees with the manifest's true scores with quadratic kappa {real_k:.3f}."]
     (res/'metrics.md').write_text('\n'.join(md) + '\n')
     return dict(results=results, train_seconds=train_s, out=out)
