@@ -5,10 +5,11 @@
 # %% ../nbs/10_cli.ipynb #bc734f13
 from __future__ import annotations
 import argparse, ast, os, sys, time, warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import __version__
-from .data import check_pairs, check_output, atomic_write
+from .data import check_pairs, check_output, atomic_write, exclusive_lock
 from .synthetic import make_demo_dataset
 from .magnification import build_multimag_dataset, read_multimag_manifest, ResizeUpscaler, RRDBUpscaler
 from .train import PRESETS, PRECISIONS, DEMO_SETTINGS, get_preset, stain_learner, train_demo, makes_multimag, CheckpointError, NonFiniteLossError
@@ -192,6 +193,16 @@ def _resumed_preset(a, ck:Path):
         print(f"the schedule changes from {sch['n_epochs']} + {sch['n_epochs_decay']} to {n} + {d} epochs, as --epochs/--decay ask")
     return p.replace(n_epochs=n, n_epochs_decay=d)
 
+@contextmanager
+def _locked_run(out:Path, what:str):
+    "Hold the lock of a run folder (made if missing, removed again if the run leaves it empty)."
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with exclusive_lock(out/'checkpoint.pt', what): yield
+    finally:
+        if made and out.is_dir() and not any(out.iterdir()): out.rmdir()
+
 def _tuplify(v): return tuple(_tuplify(x) for x in v) if isinstance(v, (list, tuple)) else v
 
 def _train(a):
@@ -201,6 +212,11 @@ def _train(a):
     if a.resume and not ck.exists(): raise FileNotFoundError(f"--resume: no checkpoint at {ck}")
     if not a.resume and ck.exists():
         raise ValueError(f"{out} already holds a run (checkpoint.pt); continue it with --resume, or choose another --out")
+    with _locked_run(out, 'run'): return _train_locked(a, out, ck)
+
+def _train_locked(a, out:Path, ck:Path):
+    from he2ihc.data import paired_dls
+    from he2ihc.magnification import MultiMagViews
     if a.resume: p = _resumed_preset(a, ck)
     else: p = get_preset(a.method or 'ours', **{k: v for k, v in dict(n_epochs=a.epochs, n_epochs_decay=a.decay, crop_size=a.crop).items()
                                                 if v is not None}, **_overrides(a.set))
@@ -238,7 +254,8 @@ def _demo(a):
     if (out/'checkpoint.pt').exists() and not (a.resume or a.overwrite):
         raise FileExistsError(f"{out} already holds a demo run (checkpoint.pt, generator.pt, results/); continue it with --resume, "
                               "replace it with --overwrite, or choose another --out")
-    r = train_demo(a.out, data=a.data, method=a.method or 'ours', resume=a.resume, seed=a.seed, progress=_progress(a),
+    with _locked_run(out, 'demo run'):
+        r = train_demo(a.out, data=a.data, method=a.method or 'ours', resume=a.resume, seed=a.seed, progress=_progress(a),
                    **{k: v for k, v in dict(n_epochs=a.epochs, n_epochs_decay=a.decay).items() if v is not None}, **_overrides(a.set))
     res = r['results']; out = Path(r['out'])
     print((out/'results/metrics.md').read_text())
@@ -400,6 +417,8 @@ def main(
     import signal, threading
     main_thread = threading.current_thread() is threading.main_thread()
     before = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    shown = warnings.showwarning   # a warning is one line that says which command it comes from, not a source location
+    warnings.showwarning = lambda message, *_, **__: print(f"he2ihc {a.command}: warning: {message}", file=sys.stderr)
     try: return a.func(a)
     except (OSError, ValueError, CheckpointError, NonFiniteLossError) as e:   # the message names the problem; no traceback
         print(f"he2ihc {a.command}: error: {e}", file=sys.stderr)
@@ -414,6 +433,7 @@ def main(
               "and please report it)", file=sys.stderr)
         return 1
     finally:
+        warnings.showwarning = shown
         if main_thread: signal.signal(signal.SIGTERM, before)
 
 # %% ../nbs/10_cli.ipynb #d44d1dd5

@@ -392,7 +392,7 @@ def translate_folder(
                 for k in range(0, len(todo), batch_size):
                     batch, ims = [], []
                     for f in todo[k:k + batch_size]:
-                        try: im = np.asarray(load_rgb(f, warn=False))
+                        try: im = np.asarray(load_rgb(f))   # (a converted image is worth a warning: H&E is 8-bit RGB)
                         except (ImageReadError, OSError) as e: res.failed.append((f, str(e))); continue
                         if min(im.shape[:2]) < least:
                             res.failed.append((f, f"{f}: {im.shape[1]}x{im.shape[0]} px, smaller than the {least}x{least} px the generator translates"))
