@@ -21,27 +21,33 @@ from .train import (load_generator, build_generator, load_state_checked, read_he
                           PRECISIONS)
 
 # %% auto #0
-__all__ = ['AUTO_TILE_PIXELS', 'TRANSLATIONS_RECORD', 'OUTPUT_FORMATS', 'as_generator', 'generator_name', 'default_device',
-           'check_device', 'translate', 'window_starts', 'blend_ramp', 'window_weights', 'check_tiling', 'Progress',
-           'blended_bands', 'translate_array_tiled', 'FolderResult', 'generator_fingerprint', 'translate_folder',
-           'SlideReadError', 'open_slide', 'check_level', 'slide_mpp', 'saturation', 'tissue_mask', 'slide_thumbnail',
-           'pyramid_shapes', 'check_quality', 'tiff_ascii', 'write_pyramidal_tiff', 'synthetic_slide', 'SlideResult',
-           'translate_slide', 'edge_lines', 'seam_gradients']
+__all__ = ['AUTO_TILE_PIXELS', 'TRANSLATIONS_RECORD', 'OUTPUT_FORMATS', 'as_generator', 'test_mode', 'generator_name',
+           'default_device', 'check_device', 'translate', 'window_starts', 'blend_ramp', 'window_weights',
+           'check_tiling', 'Progress', 'blended_bands', 'translate_array_tiled', 'FolderResult',
+           'generator_fingerprint', 'translate_folder', 'SlideReadError', 'open_slide', 'check_level', 'slide_mpp',
+           'saturation', 'tissue_mask', 'slide_thumbnail', 'pyramid_shapes', 'check_quality', 'tiff_ascii',
+           'write_pyramidal_tiff', 'synthetic_slide', 'SlideResult', 'translate_slide', 'edge_lines', 'seam_gradients']
 
 # %% ../nbs/08_inference.ipynb #a58504e5
 def as_generator(
     g,              # an `nn.Module`, an exported generator file or a training checkpoint file
     device=None,    # where to put it; None leaves a module where it is and loads a file to the CPU
-)->nn.Module:       # the generator, in eval mode
+)->nn.Module:       # the generator, in its method's test-time mode (`test_mode`)
     "The generator of `g`, ready for inference."
-    if isinstance(g, nn.Module): return (g if device is None else g.to(device)).eval()
+    if isinstance(g, nn.Module): return test_mode(g if device is None else g.to(device))
     path = Path(g).expanduser()
     ck = read_he2ihc_file(path, ('generator', 'checkpoint'))
-    if ck['format'].startswith('he2ihc-generator'): return load_generator(path, device)
+    if ck['format'].startswith('he2ihc-generator'): return test_mode(load_generator(path, device))
     if 'G' not in ck['nets']: raise CheckpointError(f"{path}: an he2ihc training checkpoint without a generator ('nets' has no 'G')")
     G = build_generator(Preset(**ck['preset']))
     load_state_checked(G, ck['nets']['G'], 'generator', path)
-    return G.to(device or 'cpu').eval()
+    return test_mode(G.to(device or 'cpu'))
+
+def test_mode(
+    G:nn.Module,   # a generator
+)->nn.Module:      # `G`, in eval mode, or in training mode where its method's reference tests so
+    "Put `G` in the mode its reference's test script uses: pix2pix and PyramidP2P keep batch norm and dropout training."
+    return G.train() if getattr(G, 'test_train_mode', False) else G.eval()
 
 def generator_name(g)->str:
     "A short label for `g`: the file name, or the class name of a module."

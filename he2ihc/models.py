@@ -459,5 +459,5 @@ class PatchSampleF(nn.Module):
                 if x.shape[1] != self.mlps[l][0].in_features:
                     raise ValueError(f"layer {l}: features have {x.shape[1]} channels, its MLP expects {self.mlps[l][0].in_features}")
                 x = self.mlps[l](x)
-            samples.append(F.normalize(x, dim=1, eps=1e-7)); ids.append(idx)
+            samples.append(x / (x + 1e-7).pow(2).sum(1, keepdim=True).sqrt()); ids.append(idx)   # the reference's `Normalize`
         return samples, ids

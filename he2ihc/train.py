@@ -32,11 +32,12 @@ from .losses import (GANLoss, patch_nce_loss, ASPLoss, GaussianPyramidLoss, bci_
 
 # %% auto #0
 __all__ = ['PRESETS', 'PRECISIONS', 'NAN_CHECKS', 'CHECKPOINT_FORMAT', 'GENERATOR_FORMAT', 'FORMAT_VERSION', 'FILE_FIELDS',
-           'ARCH_FIELDS', 'DEMO_SETTINGS', 'Preset', 'get_preset', 'presets_table', 'StainModel', 'build_generator',
-           'build_networks', 'to_uint8_range', 'psnr', 'ssim', 'l1', 'NonFiniteLossError', 'ImagePool',
-           'flat_lin_factor', 'StainTrainer', 'TermMetric', 'loss_terms', 'read_he2ihc_file', 'CheckpointError',
-           'atomic_torch_save', 'load_state_checked', 'StainLearner', 'load_generator', 'CheckpointCallback',
-           'makes_multimag', 'stain_learner', 'evaluate_translations', 'train_demo']
+           'ARCH_FIELDS', 'OPTIONAL_ARCH_FIELDS', 'DEMO_SETTINGS', 'Preset', 'get_preset', 'presets_table',
+           'StainModel', 'build_generator', 'build_networks', 'to_uint8_range', 'psnr', 'ssim', 'l1',
+           'NonFiniteLossError', 'ImagePool', 'flat_lin_factor', 'StainTrainer', 'TermMetric', 'loss_terms',
+           'read_he2ihc_file', 'CheckpointError', 'atomic_torch_save', 'load_state_checked', 'StainLearner',
+           'load_generator', 'CheckpointCallback', 'discriminator_map', 'check_crop', 'makes_multimag', 'stain_learner',
+           'evaluate_translations', 'train_demo']
 
 # %% ../nbs/06_train.ipynb #738a4bdf
 @dataclass
@@ -89,6 +90,10 @@ class Preset:
     lr:float = 2e-4
     beta1:float = 0.5
     beta2:float = 0.999
+    # as each reference initialises and tests
+    init_type:str = 'normal'       # 'normal' (pix2pix, CycleGAN) or 'xavier' (CUT, ASP: --init_type xavier)
+    init_gain:float = 0.02
+    test_train_mode:bool = False   # pix2pix's test script keeps batch norm and dropout in training mode (no --eval)
 
     def replace(self, **overrides)->Preset:
         "A copy with `overrides`; an unknown name is refused with the list of valid ones."
@@ -97,17 +102,18 @@ class Preset:
         if bad: raise ValueError(f"unknown preset setting(s) {', '.join(bad)}; valid settings: {', '.join(names)}")
         return dataclasses.replace(self, **overrides)
 
-_asp = dict(g_blocks=6, g_spectral=True, ndf=32, d_layers=5, d_spectral=True, d_antialias=True, lambda_nce=10.,
+_asp = dict(init_type='xavier', g_blocks=6, g_spectral=True, ndf=32, d_layers=5, d_spectral=True, d_antialias=True, lambda_nce=10.,
             lambda_asp=10., lambda_gp=10., n_epochs=30, n_epochs_decay=10)
 PRESETS = {p.name: p for p in [
     Preset('pix2pix', 'U-Net + conditional PatchGAN, L1 x100 (Isola et al. 2017)', g_arch='unet', g_norm='batch',
-           g_dropout=True, d_norm='batch', conditional_d=True, gan_mode='vanilla', lambda_l1=100., n_epochs=100, n_epochs_decay=100),
+           g_dropout=True, d_norm='batch', conditional_d=True, gan_mode='vanilla', lambda_l1=100., n_epochs=100, n_epochs_decay=100,
+           test_train_mode=True),
     Preset('pyramidp2p', 'pix2pix with multi-scale L1 (BCI, Liu et al. 2022)', g_blocks=9, g_norm='batch', g_antialias=False,
            g_dropout=True, d_norm='batch', conditional_d=True, gan_mode='vanilla', pyramid_weights=(25., 25., 25., 25.),
-           n_epochs=100, n_epochs_decay=100),
+           n_epochs=100, n_epochs_decay=100, test_train_mode=True),
     Preset('cyclegan', 'two generators, cycle consistency (Zhu et al. 2017)', g_blocks=9, g_antialias=False, lambda_cycle=10.,
            lambda_idt=0.5, pool_size=50, cycle=True, unpaired=True, n_epochs=100, n_epochs_decay=100),
-    Preset('cut', 'contrastive unpaired translation (Park et al. 2020)', g_blocks=9, d_antialias=True, lambda_nce=1.,
+    Preset('cut', 'contrastive unpaired translation (Park et al. 2020)', init_type='xavier', g_blocks=9, d_antialias=True, lambda_nce=1.,
            nce_idt=True, unpaired=True, n_epochs=200, n_epochs_decay=200),
     Preset('asp', 'adaptive supervised PatchNCE + Gaussian pyramid (Li et al. 2023)', **_asp),
     Preset('ours', 'asp + AMMFI + multi-magnification (Qu et al. 2024)', ammfi=True, multimag=True, **_asp),
@@ -155,19 +161,23 @@ class StainModel(nn.Module):
 
 def build_generator(p:Preset)->nn.Module:
     "The generator of preset `p`."
-    if p.g_arch == 'unet': return UnetGenerator(num_downs=p.num_downs, ngf=p.ngf, norm=p.g_norm, use_dropout=p.g_dropout)
-    if p.g_arch != 'resnet': raise ValueError(f"unknown generator {p.g_arch!r}; choose 'resnet' or 'unet'")
-    return ResnetGenerator(ngf=p.ngf, n_blocks=p.g_blocks, norm=p.g_norm, antialias=p.g_antialias,
-                           spectral=p.g_spectral, ammfi=p.ammfi, use_dropout=p.g_dropout)
+    init = dict(init_type=p.init_type, init_gain=p.init_gain)
+    if p.g_arch == 'unet': G = UnetGenerator(num_downs=p.num_downs, ngf=p.ngf, norm=p.g_norm, use_dropout=p.g_dropout, **init)
+    elif p.g_arch != 'resnet': raise ValueError(f"unknown generator {p.g_arch!r}; choose 'resnet' or 'unet'")
+    else: G = ResnetGenerator(ngf=p.ngf, n_blocks=p.g_blocks, norm=p.g_norm, antialias=p.g_antialias,
+                              spectral=p.g_spectral, ammfi=p.ammfi, use_dropout=p.g_dropout, **init)
+    G.test_train_mode = p.test_train_mode   # read by `he2ihc.inference.as_generator`
+    return G
 
 def build_networks(p:Preset)->StainModel:
     "Generator(s), discriminator(s) and PatchNCE head of preset `p`."
     uses_nce = p.lambda_nce > 0 or p.lambda_asp > 0
     if uses_nce and p.g_arch != 'resnet': raise ValueError("PatchNCE and ASP need the ResNet generator's encoder (g_arch='resnet')")
     if p.ammfi and p.g_arch != 'resnet': raise ValueError("AMMFI is built into the ResNet generator (g_arch='resnet')")
-    disc = lambda: NLayerDiscriminator(6 if p.conditional_d else 3, p.ndf, p.d_layers, p.d_norm, p.d_spectral, p.d_antialias)
+    init = dict(init_type=p.init_type, init_gain=p.init_gain)
+    disc = lambda: NLayerDiscriminator(6 if p.conditional_d else 3, p.ndf, p.d_layers, p.d_norm, p.d_spectral, p.d_antialias, **init)
     G = build_generator(p)
-    F_ = PatchSampleF(in_channels=G.nce_channels(p.nce_layers)) if uses_nce else None
+    F_ = PatchSampleF(in_channels=G.nce_channels(p.nce_layers), **init) if uses_nce else None
     return StainModel(G, disc(), F_, build_generator(p) if p.cycle else None, disc() if p.cycle else None)
 
 # %% ../nbs/06_train.ipynb #05816bc9
@@ -331,6 +341,11 @@ class StainTrainer(Callback):
 
     def before_fit(self):
         net = self.net
+        total = self.n_epochs + self.n_epochs_decay
+        if self.n_epoch > total:
+            raise ValueError(f"fit({self.n_epoch}) runs past the schedule of {self.n_epochs} + {self.n_epochs_decay} epochs, where the "
+                             f"learning rate would turn negative: fit at most {total} epochs, use fit_flat_lin(), or set the schedule "
+                             "with fit_flat_lin(n_epochs, n_epochs_decay)")
         if self.opt_D is None:
             self.opt_D = torch.optim.Adam(net.discriminator_params(), lr=self.base_lr, betas=(self.preset.beta1, self.preset.beta2))
         if self.precision == 'fp16' and not self.scalers:
@@ -508,6 +523,7 @@ FILE_FIELDS = {   # what each kind of file must hold
     'generator': ('method', 'arch', 'state'),
 }
 ARCH_FIELDS = ('g_arch', 'ngf', 'g_blocks', 'num_downs', 'g_norm', 'g_antialias', 'g_spectral', 'g_dropout', 'ammfi')
+OPTIONAL_ARCH_FIELDS = ('test_train_mode',)   # added later: files without it translate in eval mode, as they did
 _KIND_NAMES = {'checkpoint': 'he2ihc training checkpoint', 'generator': 'exported he2ihc generator'}
 _KIND_HINTS = {'generator': "it cannot resume training: --resume needs the run's checkpoint.pt",
                'checkpoint': "its generator is under 'nets'/'G': `as_generator` and every command that takes a generator read it"}
@@ -533,7 +549,7 @@ def read_he2ihc_file(
     lacks = [k for k in FILE_FIELDS[kind] if k not in ck]
     if lacks: raise CheckpointError(f"{path}: {_KIND_NAMES[kind]} {by}, without {', '.join(map(repr, lacks))}: the file is incomplete or was edited")
     settings, known, needed = ((ck['preset'], [f.name for f in dataclasses.fields(Preset)], ('name',)) if kind == 'checkpoint'
-                               else (ck['arch'], ARCH_FIELDS, ARCH_FIELDS))
+                               else (ck['arch'], ARCH_FIELDS + OPTIONAL_ARCH_FIELDS, ARCH_FIELDS))
     field_name = 'preset' if kind == 'checkpoint' else 'arch'
     if not isinstance(settings, dict): raise CheckpointError(f"{path}: {_KIND_NAMES[kind]} {by}, whose {field_name!r} is not a table of settings")
     unknown, lacking = [k for k in settings if k not in known], [k for k in needed if k not in settings]
@@ -600,8 +616,9 @@ class StainLearner(Learner):
     ):
         "Train with a constant learning rate for `n_epochs`, then a linear decay over `n_epochs_decay`; resumes after `load_checkpoint`."
         t = self.stain_trainer
-        t.n_epochs = self.preset.n_epochs if n_epochs is None else n_epochs
-        t.n_epochs_decay = self.preset.n_epochs_decay if n_epochs_decay is None else n_epochs_decay
+        restored = getattr(self, 'restored_schedule', None)   # after load_checkpoint: the run's own schedule, not the preset's
+        t.n_epochs = (restored or {}).get('n_epochs', self.preset.n_epochs) if n_epochs is None else n_epochs
+        t.n_epochs_decay = (restored or {}).get('n_epochs_decay', self.preset.n_epochs_decay) if n_epochs_decay is None else n_epochs_decay
         if lr is not None: t.base_lr = lr
         if t.asp is not None:    # ASP's schedule follows the training schedule
             t.asp.n_epochs, t.asp.n_epochs_decay = t.n_epochs, t.n_epochs_decay
@@ -609,7 +626,7 @@ class StainLearner(Learner):
         start = getattr(self, 'resume_epoch', 0)
         if start >= total: raise ValueError(f"the checkpoint is at epoch {start}; nothing left of a {total}-epoch schedule")
         self.fit(total, lr=t.base_lr, cbs=cbs, start_epoch=start)
-        self.resume_epoch = 0
+        self.resume_epoch, self.restored_schedule = 0, None
 
     def save_checkpoint(self, path, epoch:int|None=None):
         "Write everything needed to resume to `path`, atomically."
@@ -649,6 +666,7 @@ class StainLearner(Learner):
             t.scalers = {k: torch.amp.GradScaler(dev) for k in ck['scalers']}
             for k, s in ck['scalers'].items(): t.scalers[k].load_state_dict(s)
         sch = ck['schedule']; t.base_lr, t.n_epochs, t.n_epochs_decay = sch['lr'], sch['n_epochs'], sch['n_epochs_decay']
+        self.restored_schedule = dict(sch)
         for pool, images in zip(t.pools, ck['pools']): pool.images = list(images)
         t.history = list(ck['history'])
         _set_rng_state(self, ck['rng'])
@@ -659,7 +677,8 @@ class StainLearner(Learner):
         "Write the generator alone (weights and architecture settings) for inference, atomically."
         p = self.preset
         arch = dict(g_arch=p.g_arch, ngf=p.ngf, g_blocks=p.g_blocks, num_downs=p.num_downs, g_norm=p.g_norm,
-                    g_antialias=p.g_antialias, g_spectral=p.g_spectral, g_dropout=p.g_dropout, ammfi=p.ammfi)
+                    g_antialias=p.g_antialias, g_spectral=p.g_spectral, g_dropout=p.g_dropout, ammfi=p.ammfi,
+                    test_train_mode=p.test_train_mode)
         atomic_torch_save(dict(format=GENERATOR_FORMAT, he2ihc_version=__version__, method=p.name, arch=arch, state=self.stain_trainer.net.G.state_dict()), path)
         return Path(path)
 
@@ -708,6 +727,35 @@ class CheckpointCallback(Callback):
         if (self.epoch + 1) % self.every == 0 or self.epoch + 1 == self.n_epoch: self.learn.save_checkpoint(self.path)
 
 # %% ../nbs/06_train.ipynb #df6e292d
+def discriminator_map(
+    D:nn.Module,   # a PatchGAN
+    crop:int,      # side of the training crop
+)->int|None:       # side of its map of patch logits, or None if the crop is too small for it
+    "The side of the map `D` gives a crop of `crop` pixels (by running it once)."
+    try:
+        with torch.no_grad(): return D.train()(torch.zeros(1, D.model[0].in_channels, crop, crop, device=next(D.parameters()).device)).shape[-1]
+    except (RuntimeError, ValueError): return None
+
+def check_crop(
+    D:nn.Module,   # the discriminator of preset `p`
+    crop:int,      # training crop side
+    p:Preset,
+):
+    "Refuse a crop the discriminator cannot take, naming the smallest one that works and the one that gives a 4x4 map."
+    import copy
+    D = copy.deepcopy(D)   # (a pass in training mode moves spectral norm's estimate: the network itself stays untouched)
+    side = discriminator_map(D, crop)
+    if side is not None and side >= 4: return
+    sizes = range(8, 1025, 8)
+    least = next((s for s in sizes if discriminator_map(D, s)), None)
+    four = next((s for s in sizes if (discriminator_map(D, s) or 0) >= 4), None)
+    if side is None:
+        raise ValueError(f"crops of {crop} px are too small for {p.name}'s {p.d_layers}-layer discriminator: it takes crops of at least "
+                         f"{least} px, and gives a 4x4 map of patches from {four} px: use crop_size={four} (--crop {four}), "
+                         f"or fewer layers (d_layers)")
+    warnings.warn(f"{p.name}'s {p.d_layers}-layer discriminator sees a {crop}-px crop as a {side}x{side} map of patches; "
+                  f"from {four} px (crop_size={four}, --crop {four}) it sees at least 4x4", stacklevel=3)
+
 def makes_multimag(dls)->bool:
     "Whether `dls` trains on multi-magnification views: drawn on the fly, or from a dataset built offline."
     on_the_fly = getattr(getattr(dls, 'train_ds', None), 'multimag', None) is not None
@@ -738,7 +786,17 @@ def stain_learner(
     if seed is not None:   # everything random from here on: weights, crops, flips, shuffling, patch draws
         set_seed(seed, reproducible=True)
         for i, dl in enumerate(dls.loaders): dl.rng = random.Random(seed + i)
+    ds = getattr(dls, 'train_ds', None)
+    if getattr(ds, 'unpaired', p.unpaired) != p.unpaired:
+        raise ValueError(f"method {p.name!r} trains on {'unpaired data (a random IHC partner per H&E tile)' if p.unpaired else 'aligned pairs'}, "
+                         f"but these DataLoaders are {'paired' if p.unpaired else 'unpaired'}: make them with paired_dls(..., unpaired={p.unpaired})")
+    crop = getattr(ds, 'crop_size', None)
+    if crop and crop != p.crop_size:   # the loaders decide the crop; the preset (and so the checkpoint) records it
+        warnings.warn(f"method {p.name!r} is set for {p.crop_size}-pixel crops, and these DataLoaders make {crop}-pixel crops, which the "
+                      f"run uses and records: make them with paired_dls(..., crop_size={p.crop_size}) to train as set", stacklevel=2)
+        p = p.replace(crop_size=crop)
     net = build_networks(p)
+    if crop: check_crop(net.D, crop, p)
     trainer = StainTrainer(p, precision, channels_last, nan_check, compile)
     opt_func = partial(OptimWrapper, opt=partial(torch.optim.Adam, betas=(p.beta1, p.beta2)))
     cbs = [trainer] + ([CheckpointCallback(checkpoint, checkpoint_every)] if checkpoint else []) + list(cbs or [])
