@@ -26,7 +26,7 @@ from fastprogress.fastprogress import progress_bar
 __all__ = ['IMAGE_EXTS', 'UMASK', 'LAYOUTS', 'HER2_SCORES', 'TRAIN_SPLITS', 'CACHE_LIMIT', 'ImageReadError', 'ImageModeWarning',
            'to_rgb8', 'open_image', 'load_rgb', 'TorchFileError', 'read_torch_file', 'check_output', 'partial_path',
            'pid_alive', 'remove_stale_partials', 'atomic_write', 'exclusive_lock', 'rgb_to_tensor', 'tensor_to_rgb',
-           'LayoutError', 'Problem', 'Pair', 'PairIndex', 'image_files', 'match_folders', 'find_pairs',
+           'as_uint8', 'LayoutError', 'Problem', 'Pair', 'PairIndex', 'image_files', 'match_folders', 'find_pairs',
            'score_from_name', 'DatasetError', 'DataReport', 'check_pairs', 'PairedTiles', 'PairedDL', 'decode_tiles',
            'paired_dls']
 
@@ -250,6 +250,21 @@ def tensor_to_rgb(
     "Map a tensor in [-1, 1] back to 8-bit RGB (clamped and rounded)."
     t = t.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
     return t.movedim(-3, -1).numpy()
+
+def as_uint8(
+    img,  # file path, PIL image, uint8 array (H, W, 3), or tensor (3, H, W) / (1, 3, H, W) in [-1, 1]
+)->np.ndarray:  # uint8 (H, W, 3)
+    "An image as a uint8 RGB array, the form the metrics and the HER2 scorer read, with a clear error for anything else."
+    if isinstance(img, (str, Path)): return np.asarray(load_rgb(img))
+    if isinstance(img, Image.Image): return np.asarray(img.convert('RGB'))
+    if isinstance(img, torch.Tensor):
+        t = img[0] if img.ndim == 4 and img.shape[0] == 1 else img
+        if t.ndim != 3 or t.shape[0] != 3: raise ValueError(f"expected an image tensor (3, H, W) in [-1, 1], got shape {tuple(img.shape)}")
+        return tensor_to_rgb(t)
+    a = np.asarray(img)
+    if a.ndim != 3 or a.shape[2] != 3: raise ValueError(f"expected an RGB image (H, W, 3), got shape {a.shape}")
+    if a.dtype != np.uint8: raise ValueError(f"expected 8-bit RGB (uint8), got {a.dtype}; scale to 0..255 and round first")
+    return a
 
 # %% ../nbs/00_data.ipynb #dfb754eb
 LAYOUTS = {

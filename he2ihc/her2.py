@@ -12,13 +12,13 @@ from scipy import ndimage
 from skimage.color import rgb_from_hed
 from skimage.filters import threshold_otsu
 from skimage.segmentation import expand_labels, find_boundaries, watershed
-from .data import HER2_SCORES, load_rgb, tensor_to_rgb
+from .data import HER2_SCORES, load_rgb, tensor_to_rgb, as_uint8
 
 # %% auto #0
 __all__ = ['HED_STAINS', 'WHITE', 'CELL_CLASSES', 'TISSUE_OD', 'NUCLEUS_MIN_OD', 'POSITIVE_OD', 'STAINED_FRACTION',
            'COMPLETE_FRACTION', 'MODERATE_OD', 'INTENSE_OD', 'CELL_CUTOFF', 'CLASS_COLOURS', 'stain_matrix',
-           'as_rgb_image', 'optical_density', 'separate_hdab', 'stain_angle', 'estimate_stains', 'tile_score',
-           'HER2Result', 'score_ihc', 'show_her2']
+           'optical_density', 'separate_hdab', 'stain_angle', 'estimate_stains', 'tile_score', 'HER2Result',
+           'score_ihc', 'show_her2']
 
 # %% ../nbs/07_her2.ipynb #cc09cfbd
 HED_STAINS = np.asarray(rgb_from_hed, dtype=np.float64)   # Ruifrok-Johnston rows: haematoxylin, eosin, DAB (OD per R, G, B)
@@ -43,21 +43,6 @@ def stain_matrix(
     if abs(np.linalg.det(s)) < 1e-3: raise ValueError("stains: the stain vectors are (nearly) parallel, so the stains cannot be told apart")
     return s
 
-def as_rgb_image(
-    image,  # uint8 RGB array (H, W, 3), PIL image, image file path, or tensor (3, H, W) / (1, 3, H, W) in [-1, 1]
-)->np.ndarray:  # uint8 (H, W, 3)
-    "Any image form the scorer takes as a uint8 RGB array, with a clear error for anything else."
-    if isinstance(image, (str, Path)): return np.asarray(load_rgb(image))
-    if isinstance(image, Image.Image): return np.asarray(image.convert('RGB'))
-    if hasattr(image, 'detach'):   # a torch tensor, as a generator returns it
-        t = image[0] if image.ndim == 4 and image.shape[0] == 1 else image
-        if t.ndim != 3 or t.shape[0] != 3: raise ValueError(f"expected an image tensor (3, H, W) in [-1, 1], got shape {tuple(image.shape)}")
-        return tensor_to_rgb(t)
-    a = np.asarray(image)
-    if a.ndim != 3 or a.shape[2] != 3: raise ValueError(f"expected an RGB image (H, W, 3), got shape {a.shape}")
-    if a.dtype != np.uint8: raise ValueError(f"expected 8-bit RGB (uint8), got {a.dtype}; scale to 0..255 and round first")
-    return a
-
 def optical_density(
     rgb:np.ndarray,     # uint8 (H, W, 3)
     white:float=WHITE,  # incident light I0
@@ -74,12 +59,12 @@ def _deconvolve(od, stains):
     return np.maximum(conc, 0, out=conc)
 
 def separate_hdab(
-    image,              # anything `as_rgb_image` takes
+    image,              # anything `as_uint8` takes
     stains=None,        # stain vectors, as `stain_matrix` takes
     white:float=WHITE,  # incident light I0
 )->tuple:               # (haematoxylin, DAB): float32 (H, W) amounts in base-10 OD units
     "Colour deconvolution (Ruifrok & Johnston): the haematoxylin and DAB amount of each pixel."
-    conc = _deconvolve(optical_density(as_rgb_image(image), white), stains)
+    conc = _deconvolve(optical_density(as_uint8(image), white), stains)
     return conc[..., 0], conc[..., 2]
 
 # %% ../nbs/07_her2.ipynb #95f6198d
@@ -92,7 +77,7 @@ def stain_angle(
     return np.degrees(np.arccos(np.clip((a * b).sum(-1), -1, 1)))
 
 def estimate_stains(
-    images,                   # one image or a list of them (anything `as_rgb_image` takes)
+    images,                   # one image or a list of them (anything `as_uint8` takes)
     beta:float=0.15,          # pixels whose OD vector is shorter than this are background and left out
     alpha:float=1.0,          # percentile of the angles taken as the extreme (purest) stains
     white:float=WHITE,        # incident light I0
@@ -101,7 +86,7 @@ def estimate_stains(
 )->np.ndarray:                # (2, 3) unit stain vectors, rows H, DAB: pass it as `stains=`
     "The haematoxylin and DAB vectors of a scan, estimated by Macenko's method."
     ims = images if isinstance(images, (list, tuple)) else [images]
-    od = np.concatenate([optical_density(as_rgb_image(i), white).reshape(-1, 3) for i in ims])
+    od = np.concatenate([optical_density(as_uint8(i), white).reshape(-1, 3) for i in ims])
     od = od[np.linalg.norm(od, axis=1) > beta].astype(np.float64)
     if len(od) < 100: raise ValueError(f"only {len(od)} tissue pixels (OD longer than beta={beta}); at least 100 are needed to estimate stain vectors")
     if len(od) > max_pixels: od = od[np.random.default_rng(seed).choice(len(od), max_pixels, replace=False)]
@@ -184,7 +169,7 @@ def score_ihc(
     return_labels:bool=False,               # also return the cell, nucleus and membrane label images
 )->HER2Result:
     "Score an IHC-HER2 tile 0 to 3+ from its cells' membrane staining, as the ASCO/CAP 2018 rule reads it (research use only)."
-    rgb = as_rgb_image(image)
+    rgb = as_uint8(image)
     if min(rgb.shape[:2]) < 8: raise ValueError(f"image too small to score: {rgb.shape[0]}x{rgb.shape[1]} pixels (at least 8x8)")
     if sectors < 4: raise ValueError(f"sectors must be at least 4, got {sectors}")
     od = optical_density(rgb, white)
@@ -255,7 +240,7 @@ def score_ihc(
 CLASS_COLOURS = ('#2b7bff', '#ffd60a', '#ff8c00', '#e00000')   # negative, faint/incomplete, weak-moderate complete, intense complete
 
 def show_her2(
-    image,              # an IHC tile, anything `as_rgb_image` takes
+    image,              # an IHC tile, anything `as_uint8` takes
     result=None,        # its `HER2Result` with labels; None: scored here
     ax=None,            # matplotlib axes to draw on; None: a new figure
     legend:bool=True,   # draw the class legend
@@ -266,7 +251,7 @@ def show_her2(
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
     from matplotlib.colors import to_rgba
-    rgb = as_rgb_image(image)
+    rgb = as_uint8(image)
     if result is None or result.cells is None: result = score_ihc(rgb, return_labels=True, **kwargs)
     if ax is None: ax = plt.subplots(figsize=(5, 5))[1]
     edge = find_boundaries(result.cells, mode='inner') & (result.cells > 0)

@@ -12,36 +12,19 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 from fastprogress.fastprogress import progress_bar
 from PIL import Image
-from .data import load_rgb, rgb_to_tensor, match_folders, find_pairs, read_torch_file, DatasetError, HER2_SCORES, score_from_name
+from .data import load_rgb, rgb_to_tensor, as_uint8, match_folders, find_pairs, read_torch_file, DatasetError, HER2_SCORES, score_from_name
 from .her2 import score_ihc, separate_hdab
 from .train import psnr, ssim
 
 # %% auto #0
 __all__ = ['WEIGHTS', 'PHV_LAYERS', 'DAB_POSITIVE_OD', 'TABLE_COLUMNS', 'HER2_COLUMNS', 'EXTRA_COLUMNS', 'METRICS', 'NA_WEIGHTS',
-           'PAPER_TABLE_I', 'PAPER_TABLE_II', 'as_uint8', 'pixel_metrics', 'WeightsMissingError', 'weights_dir',
-           'weights_file', 'load_weights', 'lpips_net', 'lpips_distance', 'resnet50_net', 'PHV', 'FIDInceptionV3',
-           'inception_net', 'write_random_weights', 'frechet_distance', 'fid_from_features', 'kid_from_features',
-           'dab_od', 'dab_stats', 'dab_fidelity', 'her2_confusion', 'quadratic_kappa', 'dab_p90', 'dab_iod',
-           'her2_agreement', 'Evaluation', 'her2_confusion_figure', 'format_table', 'evaluate_folders',
-           'generator_title', 'evaluate_generator']
+           'PAPER_TABLE_I', 'PAPER_TABLE_II', 'pixel_metrics', 'WeightsMissingError', 'weights_dir', 'weights_file',
+           'load_weights', 'lpips_net', 'lpips_distance', 'resnet50_net', 'PHV', 'FIDInceptionV3', 'inception_net',
+           'write_random_weights', 'frechet_distance', 'fid_from_features', 'kid_from_features', 'dab_od', 'dab_stats',
+           'dab_fidelity', 'her2_confusion', 'quadratic_kappa', 'dab_p90', 'dab_iod', 'her2_agreement', 'Evaluation',
+           'her2_confusion_figure', 'format_table', 'evaluate_folders', 'generator_title', 'evaluate_generator']
 
 # %% ../nbs/07_metrics.ipynb #d9d359af
-def as_uint8(
-    img,  # file path, PIL image, uint8 array (H, W, 3), or tensor (3, H, W) / (1, 3, H, W) in [-1, 1]
-)->np.ndarray:  # uint8 (H, W, 3)
-    "An image as a uint8 RGB array, the form every metric here compares."
-    if isinstance(img, (str, Path)): return np.asarray(load_rgb(img))
-    if isinstance(img, Image.Image): return np.asarray(img.convert('RGB'))
-    if isinstance(img, Tensor):
-        t = img.detach()
-        if t.ndim == 4 and t.shape[0] == 1: t = t[0]
-        if t.ndim != 3 or t.shape[0] != 3: raise ValueError(f"expected an image tensor (3, H, W) in [-1, 1], got shape {tuple(img.shape)}")
-        return ((t.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
-    a = np.asarray(img)
-    if a.ndim != 3 or a.shape[2] != 3: raise ValueError(f"expected an RGB image (H, W, 3), got shape {a.shape}")
-    if a.dtype != np.uint8: raise ValueError(f"expected 8-bit RGB (uint8), got {a.dtype}; scale and round it first")
-    return a
-
 def _to_unit(a:np.ndarray, device=None)->Tensor:
     "uint8 (H, W, 3) -> float (1, 3, H, W) in [0, 1]."
     return torch.from_numpy(np.require(a, requirements=('C', 'W'))).to(device).permute(2, 0, 1)[None].float() / 255
