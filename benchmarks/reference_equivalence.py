@@ -272,7 +272,7 @@ def report(res):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--reference', type=Path, required=True, help="checkout of github.com/lifangda01/AdaptiveSupervisedPatchNCE")
-    ap.add_argument('--size', type=int, default=128, help="crop side (the 5-layer discriminator needs at least 128)")
+    ap.add_argument('--size', type=int, default=128, help="crop side (the 5-layer discriminator takes 96 and up; default 128)")
     ap.add_argument('--epoch', type=int, default=35, help="epoch of the ASP schedule, from 1 (35: decay phase, p = 0.6)")
     ap.add_argument('--double', action='store_true', help="float64 on both sides")
     ap.add_argument('--sn', choices=('copy', 'exact'), default='copy',

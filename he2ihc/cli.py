@@ -26,16 +26,11 @@ class Terminated(KeyboardInterrupt):
 def _on_sigterm(signum, frame): raise Terminated()
 
 def _check_device(device):
-    "Refuse a device that does not exist on this machine, before any work."
+    "Refuse a device that does not exist on this machine, before any work (`he2ihc.inference.check_device`), naming the flag."
     if device is None: return
-    import torch
-    try: d = torch.device(device)
-    except (RuntimeError, ValueError): raise ValueError(f"--device {device!r} is not a device; use cpu, cuda or cuda:N") from None
-    if d.type == 'cuda':
-        if not torch.cuda.is_available(): raise ValueError(f"--device {device}: this machine has no CUDA GPU (or PyTorch was built without CUDA); use --device cpu")
-        if d.index is not None and d.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), cuda:0..cuda:{torch.cuda.device_count() - 1}")
-    elif d.type != 'cpu': raise ValueError(f"--device {device}: he2ihc runs on cpu or cuda")
+    from he2ihc.inference import check_device
+    try: check_device(device)
+    except ValueError as e: raise ValueError(f"--device: {e}") from None
 
 def _int_in(lo, hi=None):
     "An argparse type: an integer in [lo, hi]."
@@ -179,7 +174,7 @@ def _epoch_logger():
 
 def _resumed_preset(a, ck:Path):
     "The preset a checkpoint stores; --epochs/--decay may change the schedule, any other flag that asks for something else is refused."
-    from he2ihc.train import read_he2ihc_file, Preset
+    from he2ihc.train import read_he2ihc_file, Preset, _tuplify
     stored = read_he2ihc_file(ck, ('checkpoint',))
     p, sch = Preset(**stored['preset']), stored['schedule']
     asked = dict(method=(a.method, p.name), crop=(a.crop, p.crop_size))
@@ -202,8 +197,6 @@ def _locked_run(out:Path, what:str):
         with exclusive_lock(out/'checkpoint.pt', what): yield
     finally:
         if made and out.is_dir() and not any(out.iterdir()): out.rmdir()
-
-def _tuplify(v): return tuple(_tuplify(x) for x in v) if isinstance(v, (list, tuple)) else v
 
 def _train(a):
     from he2ihc.data import paired_dls

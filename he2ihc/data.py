@@ -179,15 +179,17 @@ def pid_alive(pid:int)->bool:
     return True
 
 def remove_stale_partials(
-    path,   # a final file; its folder is searched for partials of it (files or folders)
-)->list:    # what was removed
+    path,          # a final file; its folder is searched for partials of it (files or folders)
+    names=None,    # or: `path` is a folder, and these are the final names in it to clean up (one listing for all)
+)->list:           # what was removed
     "Remove the partial files of `path` left by processes that are no longer running."
     path, gone = Path(path), []
-    if not path.parent.is_dir(): return gone
-    pat = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)-[0-9a-f]+\.partial$")
-    for p in path.parent.iterdir():
+    folder, names = (path.parent, {path.name}) if names is None else (path, set(names))
+    if not folder.is_dir(): return gone
+    pat = re.compile(r"^\.(.+)\.(\d+)-[0-9a-f]+\.partial$")
+    for p in folder.iterdir():
         m = pat.match(p.name)
-        if m and int(m[1]) != os.getpid() and not pid_alive(int(m[1])):
+        if m and m[1] in names and int(m[2]) != os.getpid() and not pid_alive(int(m[2])):
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
             gone.append(p)
     return gone

@@ -82,10 +82,20 @@ def check_device(
 @torch.no_grad()
 def _apply(G:nn.Module, x:Tensor, device, precision:str='fp32')->Tensor:
     "G on the batch `x` (B, 3, h, w) in [-1, 1]: reflect-padded to G's multiple, cropped back, float32 on `device`."
+    if G.training and len(x) > 1:   # training-mode batch norm (pix2pix at test time): each image by its own statistics
+        return torch.cat([_apply(G, x[i:i + 1], device, precision) for i in range(len(x))])
     x, (h, w) = pad_to_multiple(x.to(device, torch.float32), _multiple(G))
     dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(precision)
-    with torch.autocast(torch.device(device).type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        y = G(x)
+    norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if G.training else []
+    kept = [(m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None) for m in norms]
+    try:
+        for m in norms: m.momentum = 0.0      # translating leaves the running averages as they were trained
+        with torch.autocast(torch.device(device).type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            y = G(x)
+    finally:
+        for m, (mom, nbt) in zip(norms, kept):
+            m.momentum = mom
+            if nbt is not None: m.num_batches_tracked.copy_(nbt)
     return y[..., :h, :w].float()
 
 def _to_rgb_list(image)->tuple:
@@ -184,15 +194,17 @@ def _pad_to(a:np.ndarray, h:int, w:int)->np.ndarray:
 def _prefetch(it, size:int=2):
     "Iterate `it` in a background thread, `size` items ahead (slide reading overlaps translation)."
     q, stop, done = queue.Queue(size), threading.Event(), object()
+    def put(x)->bool:   # False once the consumer has stopped: never block on a queue nobody reads
+        while not stop.is_set():
+            try: q.put(x, timeout=0.1); return True
+            except queue.Full: pass
+        return False
     def work():
         try:
             for x in it:
-                while not stop.is_set():
-                    try: q.put(x, timeout=0.1); break
-                    except queue.Full: pass
-                if stop.is_set(): return
-            q.put(done)
-        except BaseException as e: q.put(e)
+                if not put(x): return
+            put(done)
+        except BaseException as e: put(e)
     th = threading.Thread(target=work, daemon=True); th.start()
     try:
         while True:
@@ -301,7 +313,7 @@ class FolderResult:
         return (f"FolderResult(written={len(self.written)}, skipped={len(self.skipped)}, failed={len(self.failed)}, "
                 f"seconds={self.seconds:.1f})")
 
-TRANSLATIONS_RECORD = '.he2ihc-translations.json'   # in the output folder: which generator wrote each output, from what
+TRANSLATIONS_RECORD = '.he2ihc-translations.jsonl'   # in the output folder: which generator wrote each output, from what
 OUTPUT_FORMATS = ('.png', '.tif', '.tiff', '.jpg', '.jpeg')
 
 def generator_fingerprint(
@@ -318,19 +330,31 @@ def generator_fingerprint(
             while b := f.read(1 << 20): h.update(b)
     return dict(generator=generator_name(g), sha256=h.hexdigest())
 
+_RECORD_HEAD = {'format': 'he2ihc-translations-2'}
+
 def _read_record(path:Path)->dict:
-    "The outputs recorded in `path` (output name -> source and generator), {} when there is none."
+    "The outputs recorded in `path` (output name -> source and generator; the last line of a name wins), {} when there is none."
     if not path.exists(): return {}
+    lines = path.read_text(encoding='utf-8').splitlines()
     try:
-        r = json.loads(path.read_text(encoding='utf-8'))
-        if r.get('format') != 'he2ihc-translations-1': raise ValueError("no he2ihc format mark")
-        return dict(r['outputs'])
+        if not lines or json.loads(lines[0]) != _RECORD_HEAD: raise ValueError("no he2ihc format mark")
+        out = {}
+        for i, line in enumerate(lines[1:], 2):
+            try: e = json.loads(line)
+            except ValueError:
+                if i == len(lines): break          # a line cut short by a kill while it was appended: that output is unrecorded
+                raise
+            out[e.pop('output')] = e
+        return out
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"{path}: not a record of he2ihc translations ({e}); move it away to translate into this folder") from None
 
-def _write_record(path:Path, outputs:dict):
-    with atomic_write(path) as p:
-        p.write_text(json.dumps({'format': 'he2ihc-translations-1', 'outputs': outputs}, indent=1, ensure_ascii=False), encoding='utf-8')
+def _append_record(path:Path, output:str, entry:dict):
+    "Add one output to the record: one line appended and synced, so a folder of n images costs n short writes, not n rewrites."
+    new = not path.exists()
+    with open(path, 'a', encoding='utf-8') as f:
+        if new: f.write(json.dumps(_RECORD_HEAD) + '\n')
+        f.write(json.dumps({'output': output, **entry}, ensure_ascii=False) + '\n'); f.flush(); os.fsync(f.fileno())
 
 def _names(paths, n=5)->str: return ', '.join(p.name for p in paths[:n]) + (f" and {len(paths) - n} more" if len(paths) > n else '')
 
@@ -372,7 +396,7 @@ def translate_folder(
     record, t0, res = dst/TRANSLATIONS_RECORD, time.perf_counter(), FolderResult([], [], [], 0.0)
     try:
         with exclusive_lock(record, 'record of translations'):
-            for p in (record, *outs.values()): remove_stale_partials(p)
+            remove_stale_partials(dst, names=[record.name, *(o.name for o in outs.values())])
             done = {k: v for k, v in _read_record(record).items() if (dst/k).exists()}
             other, unknown, elsewhere, todo = [], [], [], []
             for f, o in outs.items():
@@ -407,8 +431,7 @@ def translate_folder(
                         ys = translate(G, ims, batch_size=batch_size, device=device, precision=precision, tile=tile, overlap=overlap)
                         for f, y in zip(batch, ys):
                             with atomic_write(outs[f]) as p: Image.fromarray(y).save(p, format=Image.registered_extensions()[ext.lower()])
-                            done[outs[f].name] = dict(source=str(f.resolve()), **gid)
-                            _write_record(record, done)   # after the file: a kill between the two leaves a file the rerun refuses, never a wrong skip
+                            _append_record(record, outs[f].name, dict(source=str(f.resolve()), **gid))   # after the file: a kill between the two leaves a file the rerun refuses, never a wrong skip
                             res.written.append(outs[f])
                     bar.step(len(todo[k:k + batch_size]))
             finally: bar.close()

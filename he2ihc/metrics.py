@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 from fastprogress.fastprogress import progress_bar
 from PIL import Image
-from .data import load_rgb, rgb_to_tensor, as_uint8, match_folders, find_pairs, read_torch_file, DatasetError, HER2_SCORES, score_from_name
+from .data import load_rgb, rgb_to_tensor, as_uint8, match_folders, find_pairs, read_torch_file, atomic_write, DatasetError, HER2_SCORES, score_from_name
 from .her2 import score_ihc, separate_hdab
 from .train import psnr, ssim
 
@@ -495,7 +495,7 @@ def her2_confusion_figure(
     ax.set_xlabel('virtual IHC score'); ax.set_ylabel('real IHC score')
     ax.set_title(f"{title + ': ' if title else ''}HER2 scores of {m.sum()} tiles", fontsize=10)
     fig.tight_layout()
-    if path is not None: fig.savefig(path, dpi=120)
+    if path is not None: fig.savefig(path, dpi=120, format='png')
     return fig
 
 # %% ../nbs/07_metrics.ipynb #1398f28f
@@ -546,12 +546,14 @@ def _write_results(ev:Evaluation, out, title:str)->tuple:
     per = ev.per_image()
     if out is not None:
         out = Path(out); out.mkdir(parents=True, exist_ok=True)
-        per.to_csv(out/'per_image.csv', index=False)
-        summary.to_csv(out/'summary.csv')
-        if 'HER2_real' in per.columns: her2_confusion_figure(per, out/'confusion.png', title=title)
+        # each file whole or not there (atomic_write); summary.csv last, so that its presence means a finished evaluation
+        with atomic_write(out/'per_image.csv') as t: per.to_csv(t, index=False)
+        if 'HER2_real' in per.columns:
+            with atomic_write(out/'confusion.png') as t: her2_confusion_figure(per, t, title=title)
         notes = [f"- {v}" for v in ev.missing.values()]
-        (out/'summary.md').write_text(f"# Evaluation: {title}\n\n{format_table(summary)}\n"
-                                      + ("\nNot computed:\n" + '\n'.join(notes) + '\n' if notes else ''))
+        with atomic_write(out/'summary.md') as t:
+            t.write_text(f"# Evaluation: {title}\n\n{format_table(summary)}\n" + ("\nNot computed:\n" + '\n'.join(notes) + '\n' if notes else ''))
+        with atomic_write(out/'summary.csv') as t: summary.to_csv(t)
     return summary, per
 
 def _bar(items, progress, total=None):
