@@ -199,8 +199,6 @@ def _locked_run(out:Path, what:str):
         if made and out.is_dir() and not any(out.iterdir()): out.rmdir()
 
 def _train(a):
-    from he2ihc.data import paired_dls
-    from he2ihc.magnification import MultiMagViews
     out = check_output(a.out, 'folder', '--out folder'); ck = out/'checkpoint.pt'
     if a.resume and not ck.exists(): raise FileNotFoundError(f"--resume: no checkpoint at {ck}")
     if not a.resume and ck.exists():
