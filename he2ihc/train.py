@@ -31,7 +31,7 @@ from .losses import (GANLoss, patch_nce_loss, ASPLoss, GaussianPyramidLoss, bci_
                            cycle_loss, identity_loss)
 
 # %% auto #0
-__all__ = ['PRESETS', 'PRECISIONS', 'NAN_CHECKS', 'CHECKPOINT_FORMAT', 'GENERATOR_FORMAT', 'FORMAT_VERSION', 'FILE_FIELDS',
+__all__ = ['PRESETS', 'PRECISIONS', 'NAN_CHECKS', 'FORMAT_VERSION', 'CHECKPOINT_FORMAT', 'GENERATOR_FORMAT', 'FILE_FIELDS',
            'ARCH_FIELDS', 'OPTIONAL_ARCH_FIELDS', 'DEMO_SETTINGS', 'Preset', 'get_preset', 'presets_table',
            'StainModel', 'build_generator', 'build_networks', 'to_uint8_range', 'psnr', 'ssim', 'l1',
            'NonFiniteLossError', 'ImagePool', 'flat_lin_factor', 'StainTrainer', 'TermMetric', 'loss_terms',
@@ -515,9 +515,9 @@ def loss_terms(p:Preset)->list:
     return names + (['GP'] if p.lambda_gp else []) + ['D_real', 'D_fake']
 
 # %% ../nbs/06_train.ipynb #9db92caf
-CHECKPOINT_FORMAT = 'he2ihc-checkpoint-1'
-GENERATOR_FORMAT = 'he2ihc-generator-1'
 FORMAT_VERSION = 1
+CHECKPOINT_FORMAT = f'he2ihc-checkpoint-{FORMAT_VERSION}'
+GENERATOR_FORMAT = f'he2ihc-generator-{FORMAT_VERSION}'
 FILE_FIELDS = {   # what each kind of file must hold
     'checkpoint': ('preset', 'epoch', 'nets', 'opt_G', 'opt_D', 'scalers', 'schedule', 'rng', 'pools', 'history'),
     'generator': ('method', 'arch', 'state'),
