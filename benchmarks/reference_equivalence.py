@@ -12,7 +12,7 @@ here) are then copied into he2ihc's networks. Both get the same synthetic (H&E, 
 `he2ihc.synthetic.synth_pair` in [-1, 1], the same PatchNCE locations (the two draws of a step, NCE then ASP, are fixed
 in advance and handed to each side's PatchSampleF), and the same epoch for the ASP schedule (default 35, in the decay
 phase, where the adaptive weights are not uniform). One optimisation step runs on each side: the reference's
-`CPTModel.optimize_parameters()` and he2ihc's `StainTrainer._step_paired()` (the step `Learner.fit` runs).
+`CPTModel.optimize_parameters()` and one he2ihc training batch (`StainLearner._do_one_batch`, what `Learner.fit` runs).
 
 Reported: every loss term on each side and their relative difference; per network (G, D, F) the relative difference
 norm(g_he2ihc - g_ref) / norm(g_ref) of the gradients left by the step, over all its parameters and the largest per
@@ -60,6 +60,18 @@ def build_reference(checkout, size, double):
         m.P.kernel = m.P.kernel.double()
     return ref
 
+def KeepGrads():
+    "A callback that keeps each network's gradients as its optimiser steps; `restore()` puts them back in `.grad` (fastai clears them)."
+    from fastai.callback.core import Callback
+    class _KeepGrads(Callback):
+        order = 70
+        def after_pred(self): self.kept = {q: q.grad.clone() for q in self.learn.model.D.parameters() if q.grad is not None}
+        def before_step(self):
+            self.kept |= {q: q.grad.clone() for m in (self.learn.model.G, self.learn.model.F) for q in m.parameters() if q.grad is not None}
+        def restore(self):
+            for q, g in self.kept.items(): q.grad = g
+    return _KeepGrads()
+
 def build_he2ihc(he, ihc, epoch, double):
     "he2ihc's learner for 'asp' on a one-pair in-memory dataset, set up as Learner.fit does before a training batch."
     from fastai.data.core import DataLoaders
@@ -70,7 +82,7 @@ def build_he2ihc(he, ihc, epoch, double):
     learn = stain_learner(DataLoaders(dl, dl, device='cpu'), 'asp', crop_size=size, seed=0)
     if double: learn.model.double()
     learn.create_opt(); learn.model.train()
-    learn.epoch, learn.training = epoch - 1, True   # fastai counts epochs from 0, the trainer adds 1
+    learn.epoch, learn.iter, learn.training = epoch - 1, 0, True   # fastai counts epochs from 0, the trainer adds 1
     learn.stain_trainer.before_fit()                  # creates the discriminator's optimiser
     return learn
 
@@ -220,8 +232,10 @@ def run(a):
     ref_logged_nce = float(m.loss_NCE.detach())
     # he2ihc's step (what Learner.fit runs for a training batch)
     learn.xb, learn.yb = (he,), (ihc,)
-    t = trainer._step_paired()
-    he_terms = {k: float(v.detach()) for k, v in t.items()}
+    grads = KeepGrads(); learn.add_cb(grads)
+    learn._do_one_batch()                  # a training batch as Learner.fit runs it, through fastai's events
+    learn.remove_cb(grads); grads.restore()
+    he_terms = {k: v for k, v in trainer.history[-1].items() if k not in ('epoch', 'iter')}
     he_terms['G'] = sum(he_terms[k] for k in ('G_GAN', 'NCE', 'ASP', 'GP'))
     he_terms['D'] = 0.5 * (he_terms['D_real'] + he_terms['D_fake'])
     if left_ref or left_he: raise SystemExit(f"unused patch draws: reference {len(left_ref)}, he2ihc {len(left_he)}")

@@ -4,7 +4,7 @@ Usage:
     python benchmarks/train_step.py [--methods asp ours] [--size 256] [--bs 1] [--iters 4] [--rounds 2]
                                     [--precision fp32] [--channels-last] [--reference PATH] [--out results.json]
 
-Each step is `StainTrainer`'s whole update (D step + G step, every loss term, both optimisers) on a fixed batch
+Each step is a whole training batch (D step + G step, every loss term, both optimisers, fastai's events) on a fixed batch
 already on the device, so data loading is left out (benchmarks/data_loading.py times that). Methods are timed in
 rounds, interleaved (round 1: asp, ours, ...; round 2: ...), so that a machine whose load changes affects them alike;
 compare methods by the ratios of one run. `--reference PATH` adds the public ASP implementation's step (a checkout of
@@ -71,7 +71,7 @@ class He2ihcStep:
             dls = paired_dls(_demo, crop_size=64, bs=1, device=device)
             self.learn = learn = stain_learner(dls, method, precision=precision, channels_last=channels_last, compile=compile,
                                                nan_check=nan_check, seed=0, **overrides)
-        learn.create_opt(); learn.model.train(); learn.epoch, learn.training = 0, True
+        learn.create_opt(); learn.model.train(); learn.epoch, learn.iter, learn.training = 0, 0, True
         self.t = learn.stain_trainer; self.t.before_fit()
         g = torch.Generator().manual_seed(0)
         he, ihc = [(torch.rand(bs, 3, size, size, generator=g) * 2 - 1).to(device) for _ in range(2)]
@@ -79,8 +79,11 @@ class He2ihcStep:
         learn.xb, learn.yb = (he,), (ihc,)
         self.device = torch.device(device)
     def __call__(self):
-        with self.convs(): terms = self.t._step_paired()
-        self.t._pending.append((list(terms), 1, torch.stack([v.detach().float() for v in terms.values()])))  # as before_batch does
+        if hasattr(self.t, '_step_paired'):   # he2ihc before the step moved into fastai's loop (to time a checkout of it)
+            with self.convs(): terms = self.t._step_paired()
+            self.t._pending.append((list(terms), 1, torch.stack([v.detach().float() for v in terms.values()])))
+        else:
+            with self.convs(): self.learn._do_one_batch()   # a training batch as Learner.fit runs it, fastai's events included
     def finish(self): self.t._flush(); self.t._history.clear()
 
 def count_flops(step)->float:

@@ -12,7 +12,8 @@ from . import __version__
 from .data import check_pairs, check_output, atomic_write, exclusive_lock
 from .synthetic import make_demo_dataset
 from .magnification import build_multimag_dataset, read_multimag_manifest, ResizeUpscaler, RRDBUpscaler
-from .train import PRESETS, PRECISIONS, DEMO_SETTINGS, get_preset, stain_learner, train_demo, makes_multimag, CheckpointError, NonFiniteLossError
+from .train import PRESETS, PRECISIONS, get_preset, stain_learner, makes_multimag, CheckpointError, NonFiniteLossError
+from .demo import DEMO_SETTINGS, train_demo
 from .metrics import METRICS, evaluate_folders, evaluate_generator, format_table, dab_iod, quadratic_kappa
 from .inference import translate_folder, translate_slide
 
@@ -217,7 +218,7 @@ def _train_locked(a, out:Path, ck:Path):
     start = learn.load_checkpoint(ck).resume_epoch if a.resume else 0
     total = p.n_epochs + p.n_epochs_decay
     views = 'multi-magnification views' if makes_multimag(dls) else f'{p.crop_size}x{p.crop_size} crops'
-    print(f"{p.name}: {len(dls.train_ds)} training pairs ({views}), {len(dls.valid_ds)} validation tiles, "
+    print(f"{p.name}: {len(dls.train_ds)} training items per epoch ({views}), {len(dls.valid_ds)} validation tiles, "
           f"{p.n_epochs} + {p.n_epochs_decay} epochs on {dls.device}" + (f", resuming after epoch {start}" if start else ""), flush=True)
     t0 = time.perf_counter()
     fit = lambda: learn.fit_flat_lin(p.n_epochs, p.n_epochs_decay)

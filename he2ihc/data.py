@@ -512,7 +512,12 @@ class PairedTiles(torch.utils.data.Dataset):
         self.pairs, self.crop_size, self.flip, self.vflip, self.unpaired, self.warn = list(pairs), crop_size, flip, vflip, unpaired, warn
         self.multimag, self.cache = multimag, cache
 
-    def __len__(self): return len(self.pairs)
+    @property
+    def views_per_tile(self)->int:
+        "Training items each tile gives per epoch: 1, or with `multimag` the views of its plan."
+        return getattr(self.multimag, 'views_per_tile', 1) if self.multimag is not None else 1
+
+    def __len__(self): return len(self.pairs) * self.views_per_tile
 
     def _rgb(self, path)->np.ndarray:
         a = self.cache.get(path) if self.cache is not None else None
@@ -528,7 +533,7 @@ class PairedTiles(torch.utils.data.Dataset):
         return a[top:top + c, left:left + c], top, left
 
     def __getitem__(self, i):
-        p = self.pairs[i]
+        p, k = self.pairs[i // self.views_per_tile], i % self.views_per_tile   # the tile, and which of its views
         he = self._rgb(p.he)
         if self.unpaired:
             q = self.pairs[random.randrange(len(self.pairs))]
@@ -543,7 +548,7 @@ class PairedTiles(torch.utils.data.Dataset):
                 he, top, left = self._crop(he, p.he)
                 ihc, *_ = self._crop(ihc, p.ihc, top, left)
             else:
-                try: he, ihc = self.multimag((he, ihc))
+                try: he, ihc = self.multimag.render((he, ihc), k) if hasattr(self.multimag, 'render') else self.multimag((he, ihc))
                 except ValueError as e: raise ValueError(f"{p.he}: {e}") from None
         if self.flip and random.random() < 0.5: he, ihc = he[:, ::-1], ihc[:, ::-1]
         if self.vflip and random.random() < 0.5: he, ihc = he[::-1], ihc[::-1]

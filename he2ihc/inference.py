@@ -17,8 +17,8 @@ from fastprogress.fastprogress import progress_bar
 from .data import (load_rgb, rgb_to_tensor, tensor_to_rgb, image_files, ImageReadError, check_output, atomic_write,
                          partial_path, remove_stale_partials, exclusive_lock)
 from .models import pad_to_multiple
-from .train import (load_generator, build_generator, load_state_checked, read_he2ihc_file, Preset, CheckpointError,
-                          PRECISIONS)
+from .presets import build_generator, Preset, PRECISIONS
+from .checkpoints import load_generator, load_state_checked, read_he2ihc_file, CheckpointError
 
 # %% auto #0
 __all__ = ['AUTO_TILE_PIXELS', 'TRANSLATIONS_RECORD', 'OUTPUT_FORMATS', 'as_generator', 'test_mode', 'generator_name',

@@ -16,8 +16,8 @@ from PIL import Image
 from fasttransform import ItemTransform
 from fastcore.parallel import num_cpus
 from fastprogress.fastprogress import progress_bar
-from .data import find_pairs, check_pairs, load_rgb, read_torch_file, DatasetError, TRAIN_SPLITS
-from .synthetic import _save_png   # the one atomic PNG writer: temporary file, then rename
+from .data import find_pairs, check_pairs, load_rgb, read_torch_file, atomic_write, remove_stale_partials, DatasetError, TRAIN_SPLITS
+from .synthetic import _save_png   # PNGs through `atomic_write`: a partial file, then rename
 
 # %% auto #0
 __all__ = ['ZOOMS', 'RRDB_WEIGHTS', 'BSRGAN_NAMES', 'MULTIMAG_FIELDS', 'check_zooms', 'View', 'draw_view', 'ResizeUpscaler',
@@ -122,39 +122,50 @@ def render_view(
     return list((upscaler or ResizeUpscaler())(box, size // view.side))
 
 # %% ../nbs/02_magnification.ipynb #52c32492
+def _check_crops_per_tile(n):
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1: raise ValueError(f"crops_per_tile must be a whole number >= 1, got {n!r}")
+    return n
+
 class MultiMagViews(ItemTransform):
-    "Draw one magnified view per (H&E, IHC) pair, the same for both images: a zoom from `zooms` with probabilities `p`."
+    "The strategy's views drawn on the fly: in each epoch every tile gives the views `build_multimag_dataset` writes of it."
     def __init__(self,
-        size:int=512,    # side S of every view: the training crop
-        zooms=ZOOMS,     # views drawn from: 'whole', 1, 2, 4
-        p=None,          # probability of each zoom, in the order of `zooms`; None: equal
-        upscaler=None,   # enlarges the x2 and x4 crops; None: `ResizeUpscaler()` (Lanczos)
+        size:int=512,          # side S of every view: the training crop
+        zooms=ZOOMS,           # the views of each tile: 'whole', 1, 2, 4
+        crops_per_tile:int=1,  # random crops per tile and epoch at each zoom but 'whole' (one per tile)
+        upscaler=None,         # enlarges the x2 and x4 crops; None: `ResizeUpscaler()` (Lanczos)
     ):
         super().__init__()
-        self.size, self.zooms = size, check_zooms(zooms, size)
-        p = [1 / len(self.zooms)] * len(self.zooms) if p is None else [float(x) for x in p]
-        if len(p) != len(self.zooms): raise ValueError(f"{len(p)} probabilities for {len(self.zooms)} zooms {self.zooms}")
-        if min(p) < 0 or abs(sum(p) - 1) > 1e-6: raise ValueError(f"probabilities must be >= 0 and sum to 1, got {p}")
-        self.p, self.upscaler = tuple(p), upscaler or ResizeUpscaler()
+        self.size, self.zooms, self.crops_per_tile = size, check_zooms(zooms, size), _check_crops_per_tile(crops_per_tile)
+        self.upscaler = upscaler or ResizeUpscaler()
+        # the views of one tile, in the order the offline build writes them
+        self.plan = tuple(z for z in self.zooms for _ in range(1 if z == 'whole' else crops_per_tile))
+
+    @property
+    def views_per_tile(self)->int: return len(self.plan)
 
     def draw(self,
         tile_hw:tuple,   # (height, width) of the tile
+        k:int=None,      # which view of the tile's `plan`; None: one of them at random
         rng=random,      # a `random.Random`, or the `random` module
     )->View:
-        "Draw a zoom with probabilities `p` and place its box in a tile."
-        return draw_view(rng.choices(self.zooms, self.p)[0], tile_hw, self.size, rng)
+        "Place view `k` of a tile (its zoom from `plan`) at a random position."
+        return draw_view(rng.choice(self.plan) if k is None else self.plan[k], tile_hw, self.size, rng)
 
-    def encodes(self, pair):
+    def render(self, pair, k:int=None)->tuple:
+        "View `k` of an (H&E, IHC) pair of uint8 arrays, the same box in both."
         he, ihc = pair
         if np.shape(he) != np.shape(ihc): raise ValueError(f"the images of a pair differ in size: {np.shape(he)} and {np.shape(ihc)}")
-        return tuple(render_view(self.draw(np.shape(he)[:2]), (he, ihc), self.size, self.upscaler))
+        return tuple(render_view(self.draw(np.shape(he)[:2], k), (he, ihc), self.size, self.upscaler))
+
+    def encodes(self, pair): return self.render(pair)
 
     @property
     def uses_cuda(self)->bool:
         "Whether the upscaler runs on a GPU (loader processes must then not be forked)."
         return getattr(getattr(self.upscaler, 'device', None), 'type', 'cpu') == 'cuda'
 
-    def __repr__(self): return f"MultiMagViews(size={self.size}, zooms={self.zooms}, p={self.p}, upscaler={self.upscaler!r})"
+    def __repr__(self):
+        return f"MultiMagViews(size={self.size}, zooms={self.zooms}, crops_per_tile={self.crops_per_tile}, upscaler={self.upscaler!r})"
 
 # %% ../nbs/02_magnification.ipynb #c7d98fd1
 def _conv(c_in, c_out): return nn.Conv2d(c_in, c_out, 3, 1, 1)
@@ -386,14 +397,11 @@ def _outputs(dst, r):
     return dst/f"{r['split']}A"/f"{r['name']}.png", dst/f"{r['split']}B"/f"{r['name']}.png"
 
 def _write_rows(path, rows):
-    tmp = path.with_name(path.name + '.part')
-    with open(tmp, 'w', newline='') as f:
+    with atomic_write(path) as tmp, open(tmp, 'w', newline='') as f:
         w = csv.DictWriter(f, MULTIMAG_FIELDS); w.writeheader(); w.writerows(rows)
-    os.replace(tmp, path)
 
 def _copy(src, dst):
-    tmp = dst.with_name(dst.name + '.part')
-    shutil.copyfile(src, tmp); os.replace(tmp, dst)
+    with atomic_write(dst) as tmp: shutil.copyfile(src, tmp)
 
 def _settings_of(dst, settings):
     "Make `dst` ready for a build with `settings`: new, empty, or an earlier build with the same settings."
@@ -405,7 +413,7 @@ def _settings_of(dst, settings):
         diff = [f"{k}: {old.get(k)!r} there, {v!r} now" for k, v in settings.items() if old.get(k) != v]
         if diff: raise ValueError(f"{dst} holds a build with other settings ({'; '.join(diff)}); finish it with its own settings or choose another folder")
     dst.mkdir(parents=True, exist_ok=True)
-    tmp = dst/'multimag.json.part'; tmp.write_text(json.dumps(settings, indent=1)); os.replace(tmp, dst/'multimag.json')
+    with atomic_write(dst/'multimag.json') as tmp: tmp.write_text(json.dumps(settings, indent=1))
 
 def _finished(dst, plan):
     "The rows of `plan` that an earlier run completed: in its manifest, with both files present."
@@ -428,8 +436,7 @@ def build_multimag_dataset(
 )->Path:                    # the dataset folder
     "Write the multi-magnification views of every training pair of `src` to a new paired dataset, with a manifest; resumable."
     zooms = check_zooms(zooms, size)
-    if isinstance(crops_per_tile, bool) or not isinstance(crops_per_tile, int) or crops_per_tile < 1:
-        raise ValueError(f"crops_per_tile must be a whole number >= 1, got {crops_per_tile!r}")
+    _check_crops_per_tile(crops_per_tile)
     upscaler = upscaler or ResizeUpscaler()
     index = find_pairs(src, ihc_path)
     rep = check_pairs(index, crop_size=size, decode=False, progress=False)
@@ -441,7 +448,10 @@ def build_multimag_dataset(
                            size=size, zooms=list(zooms), crops_per_tile=crops_per_tile, seed=seed, upscaler=repr(upscaler)))
     plan = _plan(index, rep.tile_sizes, size, zooms, crops_per_tile, seed)
     done = _finished(dst, plan)
-    for f in dst.glob('*/*.part'): f.unlink()            # left by a run that was killed mid-write
+    outputs = {}                                          # partial files a run killed mid-write left, folder by folder
+    for r, _ in plan:
+        for o in _outputs(dst, r): outputs.setdefault(o.parent, set()).add(o.name)
+    for folder, names in outputs.items(): remove_stale_partials(folder, names)
     _write_rows(dst/'manifest.csv', [r for i, (r, _) in enumerate(plan) if i in done])
     for r, _ in plan:
         for o in _outputs(dst, r): o.parent.mkdir(exist_ok=True)

@@ -14,20 +14,48 @@ from fastprogress.fastprogress import progress_bar
 from PIL import Image
 from .data import load_rgb, rgb_to_tensor, as_uint8, match_folders, find_pairs, read_torch_file, atomic_write, DatasetError, HER2_SCORES, score_from_name
 from .her2 import score_ihc, separate_hdab
-from .train import psnr, ssim
+from .losses import mean_l1
+from .checkpoints import load_state_checked
 
 # %% auto #0
 __all__ = ['WEIGHTS', 'PHV_LAYERS', 'DAB_POSITIVE_OD', 'TABLE_COLUMNS', 'HER2_COLUMNS', 'EXTRA_COLUMNS', 'METRICS', 'NA_WEIGHTS',
-           'PAPER_TABLE_I', 'PAPER_TABLE_II', 'pixel_metrics', 'WeightsMissingError', 'weights_dir', 'weights_file',
-           'load_weights', 'lpips_net', 'lpips_distance', 'resnet50_net', 'PHV', 'FIDInceptionV3', 'inception_net',
-           'write_random_weights', 'frechet_distance', 'fid_from_features', 'kid_from_features', 'dab_od', 'dab_stats',
-           'dab_fidelity', 'her2_confusion', 'quadratic_kappa', 'dab_p90', 'dab_iod', 'her2_agreement', 'Evaluation',
-           'her2_confusion_figure', 'format_table', 'evaluate_folders', 'generator_title', 'evaluate_generator']
+           'PAPER_TABLE_I', 'PAPER_TABLE_II', 'to_uint8_range', 'psnr', 'ssim', 'l1', 'pixel_metrics',
+           'WeightsMissingError', 'weights_dir', 'weights_file', 'load_weights', 'lpips_net', 'lpips_distance',
+           'resnet50_net', 'PHV', 'FIDInceptionV3', 'inception_net', 'write_random_weights', 'frechet_distance',
+           'fid_from_features', 'kid_from_features', 'dab_od', 'dab_stats', 'dab_fidelity', 'her2_confusion',
+           'quadratic_kappa', 'dab_p90', 'dab_iod', 'her2_agreement', 'Evaluation', 'her2_confusion_figure',
+           'format_table', 'evaluate_folders', 'generator_title', 'evaluate_generator']
 
 # %% ../nbs/07_metrics.ipynb #d9d359af
 def _to_unit(a:np.ndarray, device=None)->Tensor:
     "uint8 (H, W, 3) -> float (1, 3, H, W) in [0, 1]."
     return torch.from_numpy(np.require(a, requirements=('C', 'W'))).to(device).permute(2, 0, 1)[None].float() / 255
+
+# %% ../nbs/07_metrics.ipynb #b4f7441b
+def to_uint8_range(x:Tensor)->Tensor:
+    "Images in [-1, 1] as float values of their 8-bit RGB encoding (rounded, 0..255)."
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round()
+
+def psnr(pred:Tensor, targ:Tensor)->Tensor:
+    "Mean over the batch of each image's PSNR (dB, data range 255), as `skimage.metrics.peak_signal_noise_ratio`."
+    mse = (to_uint8_range(pred) - to_uint8_range(targ)).pow(2).flatten(1).mean(1)
+    return (10 * torch.log10(255.0 ** 2 / mse)).mean()
+
+def ssim(pred:Tensor, targ:Tensor, win:int=7)->Tensor:
+    "Mean over the batch of each image's SSIM, as `skimage.metrics.structural_similarity(..., channel_axis=-1, data_range=255)`."
+    x, y = to_uint8_range(pred).double(), to_uint8_range(targ).double()
+    if min(x.shape[-2:]) < win: raise ValueError(f"SSIM needs images of at least {win}x{win} pixels, got {tuple(x.shape[-2:])}")
+    mean = lambda t: F.avg_pool2d(t, win, stride=1)
+    ux, uy = mean(x), mean(y)
+    cov = win * win / (win * win - 1)
+    vx, vy, vxy = cov * (mean(x * x) - ux * ux), cov * (mean(y * y) - uy * uy), cov * (mean(x * y) - ux * uy)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux ** 2 + uy ** 2 + c1) * (vx + vy + c2))
+    return s.flatten(1).mean(1).mean().float()
+
+def l1(pred:Tensor, targ:Tensor)->Tensor:
+    "Mean absolute difference in [-1, 1] (the validation loss)."
+    return mean_l1(pred, targ)
 
 # %% ../nbs/07_metrics.ipynb #69900409
 def pixel_metrics(
@@ -82,14 +110,8 @@ def load_weights(
     try: sd = read_torch_file(path, f"weights file for {what}")
     except OSError as e: raise WeightsMissingError(str(e)) from None
     if isinstance(sd, dict) and 'state_dict' in sd and isinstance(sd['state_dict'], dict): sd = sd['state_dict']
-    mine = net.state_dict()
-    missing, unexpected = sorted(mine.keys() - sd.keys()), sorted(sd.keys() - mine.keys())
-    shapes = [k for k in mine.keys() & sd.keys() if tuple(mine[k].shape) != tuple(sd[k].shape)]
-    if missing or unexpected or shapes:
-        raise WeightsMissingError(f"{path}: not the weights of {what}: " + '; '.join(
-            s for s in (f"missing {missing[:5]}" if missing else '', f"unexpected {unexpected[:5]}" if unexpected else '',
-                        f"wrong shapes {sorted(shapes)[:5]}" if shapes else '') if s))
-    net.load_state_dict(sd)
+    if not isinstance(sd, dict): raise WeightsMissingError(f"{path}: not the weights of {what} (not a state dict)")
+    load_state_checked(net, sd, what, path, error=WeightsMissingError)
     return net.eval()
 
 # %% ../nbs/07_metrics.ipynb #2a43a16d
@@ -593,7 +615,7 @@ def generator_title(
 )->str:         # the method preset it was trained with, else 'generator'
     "The name a generator goes by in result tables."
     if isinstance(generator, (str, Path)) and Path(generator).is_file():
-        from he2ihc.train import read_he2ihc_file
+        from he2ihc.checkpoints import read_he2ihc_file
         try: ck = read_he2ihc_file(generator)
         except (OSError, RuntimeError): return 'generator'   # the loader that follows says what is wrong with the file
         return ck.get('method') or ck['preset']['name']       # exported generator, or training checkpoint

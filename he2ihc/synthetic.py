@@ -12,7 +12,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 from skimage.color import rgb_from_hed
 from fastcore.parallel import parallel, num_cpus
-from .data import HER2_SCORES
+from .data import HER2_SCORES, atomic_write
 
 # %% auto #0
 __all__ = ['STAIN_VECTORS', 'HER2_LOOK', 'MANIFEST_FIELDS', 'render_stains', 'tissue_scene', 'synth_pair', 'make_demo_dataset',
@@ -197,10 +197,8 @@ MANIFEST_FIELDS = ('split', 'name', 'score', 'shift_y', 'shift_x', 'rotation', '
                    'n_tumour_cells', 'tumour_fraction', 'mean_nuclear_radius')
 
 def _save_png(a, f):
-    "Write a PNG atomically, so an interrupted run never leaves half a file."
-    tmp = f.with_name(f.name + '.part')
-    Image.fromarray(a).save(tmp, format='PNG')
-    os.replace(tmp, f)
+    "Write a PNG atomically (`atomic_write`), so an interrupted run never leaves half a file."
+    with atomic_write(f) as tmp: Image.fromarray(a).save(tmp, format='PNG')
 
 def _prepare(path):
     path = Path(path).expanduser()
@@ -226,10 +224,8 @@ def _write_pair(job, path, size, seed, bounds):
     return dict(split=split, name=name, **{k: facts[k] for k in MANIFEST_FIELDS[2:]})
 
 def _write_manifest(path, rows):
-    tmp = path/'manifest.csv.part'
-    with open(tmp, 'w', newline='') as f:
+    with atomic_write(path/'manifest.csv') as tmp, open(tmp, 'w', newline='') as f:
         w = csv.DictWriter(f, MANIFEST_FIELDS); w.writeheader(); w.writerows(rows)
-    os.replace(tmp, path/'manifest.csv')
 
 def make_demo_dataset(
     path,                    # folder to write; new, empty, or an earlier demo dataset (replaced)
