@@ -64,11 +64,11 @@ class He2ihcStep:
         self.convs = (lambda: fast_cpu_convs(False)) if 'onednn' in flags else contextlib.nullcontext
         compile = compile or 'compile' in flags
         global _demo
-        if '_demo' not in globals():   # any tiny dataset: the learner needs DataLoaders, the batch is made here
-            _demo = make_demo_dataset(Path(tempfile.mkdtemp())/'demo', n_train=2, n_val=1, size=64, seed=0, progress=False)
+        if '_demo' not in globals():   # any tiny dataset of tiles the crop fits in: the learner needs DataLoaders, the batch is made here
+            _demo = make_demo_dataset(Path(tempfile.mkdtemp())/'demo', n_train=2, n_val=1, size=size, seed=0, progress=False)
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            dls = paired_dls(_demo, crop_size=64, bs=1, device=device)
+            dls = paired_dls(_demo, crop_size=size, bs=1, device=device)   # (the crop the discriminator is checked against)
             self.learn = learn = stain_learner(dls, method, precision=precision, channels_last=channels_last, compile=compile,
                                                nan_check=nan_check, seed=0, **overrides)
         learn.create_opt(); learn.model.train(); learn.epoch, learn.iter, learn.training = 0, 0, True

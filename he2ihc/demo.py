@@ -18,10 +18,30 @@ from .presets import get_preset
 from .train import stain_learner
 
 # %% auto #0
-__all__ = ['DEMO_SETTINGS', 'evaluate_translations', 'train_demo']
+__all__ = ['DEMO_SETTINGS', 'DEMO_ACCEPTANCE', 'DEMO_MARGIN', 'demo_verdict', 'evaluate_translations', 'train_demo']
 
 # %% ../nbs/06d_demo.ipynb #5342465a
-DEMO_SETTINGS = dict(ngf=16, crop_size=96, n_epochs=16, n_epochs_decay=4)
+DEMO_SETTINGS = dict(ngf=16, crop_size=96, d_layers=3, n_epochs=4, n_epochs_decay=2)
+DEMO_ACCEPTANCE = dict(HER2_kappa=0.6, DAB_p90_r=0.8)   # what a translating model reaches on the held-out pairs
+DEMO_MARGIN = 0.1                                       # ... and by how much it beats the untrained generator and the identity
+
+def demo_verdict(
+    results:dict,          # `train_demo`'s results: 'trained', 'untrained', 'identity (H&E)' -> `evaluate_translations`
+    acceptance:dict=None,  # the least value of each HER2 measure (default `DEMO_ACCEPTANCE`)
+    margin:float=None,     # how far ahead of both baselines (default `DEMO_MARGIN`)
+)->tuple:                  # (whether the trained generator translates, a sentence saying why or why not)
+    "Judge a demo run by the HER2 measures: each at least its acceptance value and `margin` ahead of the untrained generator and the identity."
+    acceptance, margin = acceptance or DEMO_ACCEPTANCE, DEMO_MARGIN if margin is None else margin
+    fails = []
+    for k, least in acceptance.items():
+        v = results['trained'].get(k, float('nan'))
+        base = max(results[b].get(k, float('nan')) for b in ('untrained', 'identity (H&E)'))
+        if not v >= least: fails.append(f"{k} {v:.3f} < {least:g}")
+        if not v >= base + margin: fails.append(f"{k} {v:.3f} not {margin:g} ahead of the better baseline's {base:.3f}")
+    if not fails: return True, ("the trained generator translates: " + ', '.join(f"{k} {results['trained'][k]:.3f}" for k in acceptance)
+                                + f", each at least {margin:g} ahead of the untrained generator and the H&E input")
+    return False, "the trained generator does NOT translate yet (" + '; '.join(fails) + "): train longer (--epochs), or on a GPU"
+
 
 def evaluate_translations(
     G:nn.Module,      # generator to evaluate (None: the identity, H&E itself as the prediction)
@@ -130,5 +150,6 @@ def train_demo(
     if isinstance(real_k, float):
         md += ['', f"HER2 kappa and accuracy compare the scores `he2ihc.her2.score_ihc` gives the virtual and the real IHC of each "
                    f"held-out tile; on the real IHC the scorer agrees with the manifest's true scores with quadratic kappa {real_k:.3f}."]
+    md += ['', demo_verdict(results)[1] + '.']
     (res/'metrics.md').write_text('\n'.join(md) + '\n')
     return dict(results=results, train_seconds=train_s, out=out)
