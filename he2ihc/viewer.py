@@ -472,7 +472,9 @@ def view_slides(
     if browser: webbrowser.open(v.url)
     if ready is not None: ready(v)
     try: v.serve_forever()
-    except KeyboardInterrupt: print("stopped", flush=True)
+    except KeyboardInterrupt as e:     # Ctrl-C is how a server is stopped; SIGTERM goes on to the command's exit 143
+        print("stopped", flush=True)
+        if type(e) is not KeyboardInterrupt: raise
     finally: v.server.server_close(); v.close_slides()
     return 0
 
