@@ -138,6 +138,9 @@ class Explorer:
         cols = [W.VBox([W.HTML(f"<b>{titles[k]}</b>"), p]) for k, p in self.panels.items()]
         self.widget = W.VBox([W.HBox([self.sample, self.model]), W.HBox([self.mode, self.mix]),
                               W.HBox([self.attention, self.level]), W.HBox(cols), self.readout])
+        for name in ('sample', 'model', 'mode', 'mix', 'attention', 'level', 'readout', 'widget'):   # names for scripts and browser tests
+            getattr(self, name).add_class(f"he2ihc-{name}")
+        for k, p in self.panels.items(): p.add_class(f"he2ihc-{k}")
         for w in (self.sample, self.model, self.mode, self.mix, self.attention, self.level): w.observe(self._redraw, names='value')
         self._redraw()
 
