@@ -27,8 +27,8 @@ __all__ = ['IMAGE_EXTS', 'UMASK', 'LAYOUTS', 'HER2_SCORES', 'TRAIN_SPLITS', 'CAC
            'to_rgb8', 'open_image', 'load_rgb', 'TorchFileError', 'read_torch_file', 'check_output', 'partial_path',
            'pid_alive', 'remove_stale_partials', 'atomic_write', 'exclusive_lock', 'rgb_to_tensor', 'tensor_to_rgb',
            'as_uint8', 'LayoutError', 'Problem', 'Pair', 'PairIndex', 'image_files', 'match_folders', 'find_pairs',
-           'score_from_name', 'DatasetError', 'DataReport', 'check_pairs', 'PairedTiles', 'PairedDL', 'decode_tiles',
-           'paired_dls']
+           'score_from_name', 'slide_from_name', 'slide_leaks', 'split_by_slide', 'DatasetError', 'DataReport',
+           'check_pairs', 'PairedTiles', 'PairedDL', 'decode_tiles', 'paired_dls']
 
 # %% ../nbs/00_data.ipynb #e4770189
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.webp')
@@ -406,6 +406,56 @@ def score_from_name(
     m = _SCORE_RE.search(Path(name).stem if '.' in name else name)
     return m.group(1) if m else None
 
+# %% ../nbs/00_data.ipynb #5a7a2797
+_SLIDE_RE = re.compile(r'^(.+)_(\d+)_(\d+)$')   # MIST: SLIDE_ROW_COL, e.g. 14M2102785_23_16
+
+def slide_from_name(
+    name:str,  # a file name or stem such as '14M2102785_23_16.jpg'
+)->str|None:   # the slide id ('14M2102785'), or None when the name carries none
+    "The slide a MIST-style tile name (`SLIDE_ROW_COL`) comes from, if it is one."
+    m = _SLIDE_RE.match(Path(name).stem if Path(name).suffix.lower() in IMAGE_EXTS else name)
+    return m.group(1) if m else None
+
+def slide_leaks(
+    pairs,  # `Pair`s of several splits, or a `PairIndex`
+)->dict:    # slide -> {split: pairs}, for every slide with pairs in more than one split
+    "The slides whose tiles are in more than one split: the patients a split trains and tests on."
+    by = {}
+    for p in (pairs.pairs if isinstance(pairs, PairIndex) else pairs):
+        s = slide_from_name(p.name)
+        if s is not None: by.setdefault(s, Counter())[p.split] += 1
+    return {s: dict(c) for s, c in sorted(by.items()) if len(c) > 1}
+
+def split_by_slide(
+    pairs,                # `Pair`s of every split, or a `PairIndex` (all its pairs), each named SLIDE_ROW_COL
+    test_frac:float=0.2,  # share of the pairs held out for testing, whole slides at a time
+    seed:int=0,           # order in which slides are drawn
+)->dict:                  # {'train': [...], 'test': [...]}: the `Pair`s with their new split, sorted by name
+    "Split pairs into training and test sets by slide, so that no slide (no patient) is on both sides."
+    pairs = pairs.pairs if isinstance(pairs, PairIndex) else list(pairs)
+    if not 0 < test_frac < 1: raise ValueError(f"test_frac must be between 0 and 1 (exclusive), got {test_frac}")
+    if not pairs: raise DatasetError("no pairs to split")
+    by = {}
+    for p in pairs:
+        s = slide_from_name(p.name)
+        if s is None:
+            raise DatasetError(f"{p.he}: no slide id in the name (a split by slide needs names SLIDE_ROW_COL, such as "
+                               "14M2102785_23_16.jpg, for every tile)")
+        by.setdefault(s, []).append(p)
+    if len(by) < 2: raise DatasetError(f"all {len(pairs)} pairs come from one slide ({next(iter(by))}): a split by slide needs two or more")
+    order = sorted(by); random.Random(seed).shuffle(order)
+    target, test, n = test_frac * len(pairs), [], 0
+    for s in order:
+        if abs(n + len(by[s]) - target) < abs(n - target): test.append(s); n += len(by[s])
+    if not test: test = [min(order, key=lambda s: len(by[s]))]   # every slide is more than twice the target
+    if len(test) == len(order): test.pop()                       # keep at least one slide to train on
+    test = set(test)
+    out = {'train': [], 'test': []}
+    for s in order:
+        k = 'test' if s in test else 'train'
+        out[k] += [Pair(p.he, p.ihc, k) for p in by[s]]
+    return {k: sorted(v, key=lambda p: p.name) for k, v in out.items()}
+
 # %% ../nbs/00_data.ipynb #88034335
 class DatasetError(ValueError):
     "A dataset with problems that must be fixed before training."
@@ -417,6 +467,7 @@ class DataReport:
     problems:list
     tile_sizes:dict                # `Pair` -> (width, height), for pairs that could be read and match
     scores:dict                    # split -> Counter of HER2 scores (empty when names carry none)
+    slides:dict = field(default_factory=dict)   # split -> Counter of slide ids (empty when names carry none)
     @property
     def sizes(self)->Counter: return Counter(self.tile_sizes.values())   # (width, height) -> number of pairs
     @property
@@ -425,6 +476,13 @@ class DataReport:
     def warnings(self): return [p for p in self.problems if p.level == 'warning']
     @property
     def ok(self): return not self.errors
+    @property
+    def leaking_slides(self)->dict:
+        "Slide -> {split: pairs} for every slide with tiles in more than one split (`slide_leaks`)."
+        by = {}
+        for split, c in self.slides.items():
+            for s, n in c.items(): by.setdefault(s, {})[split] = n
+        return {s: d for s, d in sorted(by.items()) if len(d) > 1}
 
     def table(self)->str:
         "Pairs per split, and per HER2 score where the file names carry one."
@@ -439,6 +497,13 @@ class DataReport:
         if self.sizes:
             lines.append("tile sizes: " + ", ".join(f"{w}x{h} ({n} {'pair' if n == 1 else 'pairs'})" for (w, h), n in self.sizes.most_common(5))
                          + (" ..." if len(self.sizes) > 5 else ""))
+        if self.slides:
+            lines.append("slides: " + ", ".join(f"{len(c)} in {s}" for s, c in self.slides.items()) + " (read from the tile names)")
+            leaks = self.leaking_slides
+            if leaks:
+                shown = [f"{s} ({', '.join(f'{k} {n}' for k, n in d.items())})" for s, d in list(leaks.items())[:max_problems]]
+                lines.append(f"{len(leaks)} {'slide has' if len(leaks) == 1 else 'slides have'} tiles in more than one split "
+                             "(the same patients trained and tested on): " + ", ".join(shown) + (" ..." if len(leaks) > max_problems else ""))
         lines.append(f"{len(self.errors)} errors, {len(self.warnings)} warnings")
         lines += [str(p) for p in self.errors[:max_problems]] + [str(p) for p in self.warnings[:max(0, max_problems - len(self.errors))]]
         if len(self.problems) > max_problems: lines.append(f"... and {len(self.problems) - max_problems} more")
@@ -477,18 +542,19 @@ def check_pairs(
 )->DataReport:
     "Check every pair of a dataset and report each problem with the file it concerns."
     index = source if isinstance(source, PairIndex) else find_pairs(source, ihc_path)
-    problems, tile_sizes, scores = list(index.problems), {}, {}
+    problems, tile_sizes, scores, slides = list(index.problems), {}, {}, {}
     pairs = index.pairs
     for p in pairs:
-        sc = score_from_name(p.name)
+        sc, sl = score_from_name(p.name), slide_from_name(p.name)
         if sc is not None: scores.setdefault(p.split, Counter())[sc] += 1
+        if sl is not None: slides.setdefault(p.split, Counter())[sl] += 1
     n_workers = min(8, num_cpus()) if n_workers is None else n_workers
     with ThreadPoolExecutor(max(1, n_workers)) as ex:
         results = ex.map(lambda p: _inspect_pair(p, decode, crop_size), pairs)
         for p, (size, probs) in zip(pairs, progress_bar(results, total=len(pairs), leave=False) if progress and pairs else results):
             problems += probs
             if size is not None: tile_sizes[p] = size
-    return DataReport(index, problems, tile_sizes, scores)
+    return DataReport(index, problems, tile_sizes, scores, slides)
 
 # %% ../nbs/00_data.ipynb #08dc74d1
 class PairedTiles(torch.utils.data.Dataset):
