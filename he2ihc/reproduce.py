@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_reproduce.ipynb #10d4a28d
 from __future__ import annotations
-import csv, json, math, os, re, sys, time, warnings
+import csv, json, math, os, re, shutil, sys, time, warnings
 from pathlib import Path
 
 import numpy as np, torch

@@ -26,6 +26,7 @@ from fastcore.basics import store_attr
 from fastcore.foundation import L
 
 from . import __version__
+from .data import tensor_to_rgb
 from .losses import mean_l1
 from .metrics import psnr, ssim, l1
 # what training builds on, importable from here too
