@@ -76,7 +76,7 @@ def evaluate_translations(
     return out
 
 def _loss_curves(history, path):
-    import matplotlib; import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt
     keys = [k for k in history[0] if k not in ('epoch', 'iter')]
     fig, axs = plt.subplots(1, len(keys), figsize=(2.6 * len(keys), 2.4), squeeze=False)
     it = np.array([h['iter'] for h in history])
@@ -109,7 +109,6 @@ def train_demo(
     from he2ihc.synthetic import make_demo_dataset
     from he2ihc.data import paired_dls
     from he2ihc.magnification import MultiMagViews
-    import copy, csv
     out = Path(out); res = out/'results'; res.mkdir(parents=True, exist_ok=True)
     data = Path(data) if data is not None else out/'data'
     if not (data/'manifest.csv').exists() and data == out/'data':

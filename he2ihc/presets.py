@@ -182,7 +182,6 @@ def check_crop(
     p:Preset,
 ):
     "Refuse a crop the discriminator cannot take, naming the smallest one that works and the one that gives a 4x4 map."
-    import copy
     D = copy.deepcopy(D)   # (a pass in training mode moves spectral norm's estimate: the network itself stays untouched)
     side = discriminator_map(D, crop)
     if side is not None and side >= 4: return

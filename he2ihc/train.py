@@ -181,7 +181,7 @@ class StainTrainer(Callback):
         refused = [(type(cb).__name__, REFUSED_CALLBACKS[type(cb).__name__]) for cb in self.learn.cbs if type(cb).__name__ in REFUSED_CALLBACKS]
         if refused: raise ValueError(f"a StainLearner cannot train with fastai's {refused[0][0]} callback; for {refused[0][1]}")
         net = self.net
-        if self.asp is not None and self.training_epochs() > self.asp.total_epochs:
+        if self.asp is not None and getattr(self.learn, 'n_epoch', 0) > self.asp.total_epochs:   # (n_epoch: set by fit)
             raise ValueError(f"fit({self.n_epoch}) runs past ASP's weight schedule of {self.asp.n_epochs} + {self.asp.n_epochs_decay} "
                              f"epochs: fit at most {self.asp.total_epochs} epochs, or use fit_flat_lin(n_epochs, n_epochs_decay), "
                              "which sets both schedules")
@@ -192,8 +192,6 @@ class StainTrainer(Callback):
             self.scalers = {'G': torch.amp.GradScaler(dev), 'D': torch.amp.GradScaler(dev)}
         if self.channels_last: self.learn.model.to(memory_format=torch.channels_last)
         if getattr(self, '_passes', None) is None or self._passes.net is not net: self._passes = Passes(net, self.compile)
-
-    def training_epochs(self)->int: return getattr(self.learn, 'n_epoch', 0)
 
     def before_train(self): self._flush(); self._epoch_terms = {}
     def after_train(self): self._flush()
