@@ -82,16 +82,18 @@ def load_state_checked(
     what:str,                   # what the module is, for the message: 'generator', 'LPIPS AlexNet'
     source='',                  # the file it was read from
     error=None,                 # the exception class to raise (default `CheckpointError`)
+    file_key=None,              # file_key(key) -> the key's name in the file, where the file names modules otherwise (messages only)
+    hint:str='',                # what to try, appended to the message
 ):
     "`module.load_state_dict(state)`, failing in one line with the missing, unexpected and mis-shaped keys listed."
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items() if k in state and state[k].shape != v.shape]
+    own, name = module.state_dict(), file_key or (lambda k: k)
+    missing = [name(k) for k in own if k not in state]
+    unexpected = [name(k) for k in state if k not in own]
+    shapes = [f"{name(k)} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items() if k in state and state[k].shape != v.shape]
     if missing or unexpected or shapes:
         show = lambda ks: ', '.join(ks[:8]) + (f' ... ({len(ks)} in all)' if len(ks) > 8 else '') if ks else 'none'
         raise (error or CheckpointError)(f"{source}: the {what} in this file is another architecture; missing keys: {show(missing)}; "
-                              f"unexpected keys: {show(unexpected)}; shape mismatches: {show(shapes)}")
+                              f"unexpected keys: {show(unexpected)}; shape mismatches: {show(shapes)}" + (f" ({hint})" if hint else ''))
     module.load_state_dict(state)
 
 def load_generator(

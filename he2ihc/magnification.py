@@ -16,6 +16,7 @@ from PIL import Image
 from fasttransform import ItemTransform
 from fastcore.parallel import num_cpus
 from fastprogress.fastprogress import progress_bar
+from .checkpoints import load_state_checked   # the one strict loader (PyTorch only: no fastai training stack)
 from .data import find_pairs, check_pairs, load_rgb, read_torch_file, atomic_write, remove_stale_partials, DatasetError, TRAIN_SPLITS
 from .synthetic import _save_png   # PNGs through `atomic_write`: a partial file, then rename
 
@@ -259,10 +260,6 @@ def _rename(key, names):
     "`key` with each of its dotted parts renamed by `names`."
     return '.'.join(names.get(part, part) for part in key.split('.'))
 
-def _listing(what, keys, n=8):
-    keys = sorted(keys)
-    return f"{what} ({len(keys)}): " + ", ".join(keys[:n]) + (f", ... and {len(keys) - n} more" if len(keys) > n else "")
-
 def load_rrdb(
     path,               # a .pth file of RRDBNet weights (BSRGAN or Real-ESRGAN)
     scale:int=4,        # the scale the weights were trained for: 4 or 2
@@ -284,20 +281,11 @@ def load_rrdb(
     if not isinstance(sd, dict) or not all(torch.is_tensor(v) for v in sd.values()):
         raise WeightsError(f"{path}: not a state dict of tensors (found {type(sd).__name__}{' with keys ' + ', '.join(map(str, list(sd)[:5])) if isinstance(sd, dict) else ''})")
     bsr = any(k.startswith(('RRDB_trunk.', 'trunk_conv.')) for k in sd)
-    names = {(_rename(k, BSRGAN_NAMES) if bsr else k): k for k in sd}     # our name -> the checkpoint's
     net = RRDBNet(scale, n_blocks, n_feat, growth, unshuffle=scale == 2 and not bsr)
-    ours = net.state_dict()
-    missing, unexpected = ours.keys() - names.keys(), names.keys() - ours.keys()
-    shapes = [f"{names[k]} is {tuple(sd[names[k]].shape)} in the file, {tuple(v.shape)} in the network"
-              for k, v in ours.items() if k in names and sd[names[k]].shape != v.shape]
-    problems = []
-    if missing: problems.append(_listing('missing', {_rename(k, _TO_BSRGAN) if bsr else k for k in missing}))
-    if unexpected: problems.append(_listing('unexpected', {names[k] for k in unexpected}))
-    if shapes: problems.append(_listing('mis-shaped', shapes))
-    if problems:
-        raise WeightsError(f"{path}: these {'BSRGAN' if bsr else 'Real-ESRGAN'} weights do not fit an x{scale} RRDBNet of {n_blocks} "
-                           "RRDB blocks (weights for another scale or model?)\n  " + "\n  ".join(problems))
-    net.load_state_dict({k: sd[names[k]] for k in ours}, strict=True)
+    load_state_checked(net, {_rename(k, BSRGAN_NAMES) if bsr else k: v for k, v in sd.items()},
+                       f"{'BSRGAN' if bsr else 'Real-ESRGAN'} network (here an x{scale} RRDBNet of {n_blocks} RRDB blocks)", path,
+                       error=WeightsError, file_key=(lambda k: _rename(k, _TO_BSRGAN)) if bsr else None,
+                       hint='weights for another scale or model?')
     return net.eval()
 
 # %% ../nbs/02_magnification.ipynb #8967dd05
