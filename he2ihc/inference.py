@@ -21,12 +21,13 @@ from .presets import build_generator, Preset, PRECISIONS
 from .checkpoints import load_generator, load_state_checked, read_he2ihc_file, CheckpointError
 
 # %% auto #0
-__all__ = ['AUTO_TILE_PIXELS', 'TRANSLATIONS_RECORD', 'OUTPUT_FORMATS', 'as_generator', 'test_mode', 'generator_name',
-           'default_device', 'check_device', 'translate', 'window_starts', 'blend_ramp', 'window_weights',
-           'check_tiling', 'Progress', 'blended_bands', 'translate_array_tiled', 'FolderResult',
+__all__ = ['AUTO_TILE_PIXELS', 'TRANSLATIONS_RECORD', 'OUTPUT_FORMATS', 'RESUME_FORMAT', 'as_generator', 'test_mode',
+           'generator_name', 'default_device', 'check_device', 'translate', 'window_starts', 'blend_ramp',
+           'window_weights', 'check_tiling', 'Progress', 'blended_bands', 'translate_array_tiled', 'FolderResult',
            'generator_fingerprint', 'translate_folder', 'SlideReadError', 'open_slide', 'check_level', 'slide_mpp',
            'saturation', 'tissue_mask', 'slide_thumbnail', 'pyramid_shapes', 'check_quality', 'tiff_ascii',
-           'write_pyramidal_tiff', 'synthetic_slide', 'SlideResult', 'translate_slide', 'edge_lines', 'seam_gradients']
+           'write_pyramidal_tiff', 'synthetic_slide', 'SlideResult', 'resume_folder', 'BandSpool', 'translate_slide',
+           'edge_lines', 'seam_gradients']
 
 # %% ../nbs/08_inference.ipynb #a58504e5
 def as_generator(
@@ -239,24 +240,31 @@ def blended_bands(
     device='cpu', precision:str='fp32',
     is_tissue=None,            # is_tissue(x, y, w, h) -> bool; False: the window is white, not translated
     on_batch=None,             # called with the number of windows after each pass (progress)
-):                             # yields uint8 (h_i, width, 3) bands, top to bottom, heights summing to `height`
+    start_row:int=0,           # continue at this row of windows (an interrupted run's): the bands of the rows above are not made
+    above=None,                # ... with the unblended bottom `overlap` rows of the row above it, as `state` recorded them
+    state:dict=None,           # filled before each band is yielded: 'row' (its row of windows), 'above' (what the next row blends into)
+):                             # yields uint8 (h_i, width, 3) bands, top to bottom, heights summing to `height` (from `start_row` on)
     "Translate an image window by window and blend the windows, yielding finished rows as they are complete."
     check_tiling(tile, overlap)
     (Ly, ys), (Lx, xs) = window_starts(height, tile, overlap), window_starts(width, tile, overlap)
+    if not 0 <= start_row < len(ys): raise ValueError(f"start_row must be in 0..{len(ys) - 1}, got {start_row}")
+    if start_row and overlap and (above is None or above.shape != (overlap, width, 3)):
+        raise ValueError(f"resuming at row {start_row} needs the {overlap} unblended rows above it, (overlap, width, 3) uint8")
     def windows():
-        for y in ys:
+        for y in ys[start_row:]:
             for x in xs:
                 if is_tissue is not None and not is_tissue(x, y, Lx, Ly): yield None
                 else: yield _pad_to(read(x, y, min(Lx, width - x), min(Ly, height - y)), Ly, Lx)
     src = _prefetch(windows(), 2 * batch_size)
-    try: yield from _blend_rows(G, src, ys, xs, Ly, Lx, height, width, overlap, batch_size, device, precision, on_batch)
+    try: yield from _blend_rows(G, src, ys, xs, Ly, Lx, height, width, overlap, batch_size, device, precision, on_batch,
+                                start_row, above if start_row else None, {} if state is None else state)
     finally: src.close()
 
-def _blend_rows(G, src, ys, xs, Ly, Lx, height, width, overlap, batch_size, device, precision, on_batch):
+def _blend_rows(G, src, ys, xs, Ly, Lx, height, width, overlap, batch_size, device, precision, on_batch, start_row, above, state):
     "The rows of windows from `src` (None for background), translated and blended into bands (see `blended_bands`)."
     r = blend_ramp(overlap).astype(np.float32)
-    above = None
     for j, y in enumerate(ys):
+        if j < start_row: continue
         h = min(Ly, height - y)
         band = np.empty((h, width, 3), np.uint8)
         def paste(i, o):      # window i of the row onto the band; window i - 1 is already there
@@ -284,9 +292,10 @@ def _blend_rows(G, src, ys, xs, Ly, Lx, height, width, overlap, batch_size, devi
         if above is not None:
             rr = r[:, None, None]
             band[:overlap] = np.rint(above * (1 - rr) + band[:overlap] * rr)
-        if j == len(ys) - 1: yield band
+        if j == len(ys) - 1: state.update(row=j, above=None); yield band
         else:
             above = band[h - overlap:].copy()
+            state.update(row=j, above=above)
             yield band[:h - overlap]
 
 def translate_array_tiled(
@@ -658,6 +667,10 @@ class SlideResult:
     n_tiles:int            # windows
     n_tissue:int           # windows translated (the others were background, written white)
     seconds:float
+    tissue_fraction:float=1.0   # share of the slide's area the tissue mask covers (1 without tissue detection)
+    resumed_rows:int=0     # rows of windows taken from an interrupted run's progress instead of translated again
+    @property
+    def tissue_megapixels(self)->float: return self.size[0] * self.size[1] * self.tissue_fraction / 1e6
     @property
     def tiles_per_s(self)->float: return self.n_tiles / max(self.seconds, 1e-9)
     @property
@@ -666,7 +679,58 @@ class SlideResult:
         mpp = f"{self.mpp[0]:.4g} um/px" if self.mpp else "no microns-per-pixel in the source"
         return (f"wrote {self.path}: {self.size[0]}x{self.size[1]} px, {len(self.levels)} levels, {mpp}; "
                 f"{self.n_tissue} of {self.n_tiles} windows held tissue; {self.seconds:.1f} s, "
-                f"{self.tiles_per_s:.2f} windows/s, {self.megapixels_per_s:.2f} Mpx/s")
+                f"{self.tiles_per_s:.2f} windows/s, {self.megapixels_per_s:.2f} Mpx/s"
+                + (f"; resumed after {self.resumed_rows} finished rows of windows" if self.resumed_rows else ""))
+
+RESUME_FORMAT = 'he2ihc-slide-progress-1'
+
+def resume_folder(out)->Path:
+    "Where `translate_slide` keeps the finished bands of `out` until it is written: .NAME.resume beside it."
+    out = Path(out); return out.with_name(f".{out.name}.resume")
+
+class BandSpool:
+    "The finished bands of a slide being translated, on disk (zstd-compressed), so that a killed run continues where it stopped."
+    def __init__(self,
+        out,          # the output slide
+        key:dict,     # what the bands depend on (slide, generator, settings): a record with another key is not resumed
+        width:int,    # image width
+    ):
+        import imagecodecs
+        self.dir, self.key, self.width, self.codec = resume_folder(out), key, width, imagecodecs
+        self.rows, self.heights = 0, []
+        rec = self.dir/'progress.json'
+        try: old = json.loads(rec.read_text()) if rec.is_file() else None
+        except (OSError, ValueError): old = None
+        if old is not None and old.get('format') == RESUME_FORMAT and old.get('key') == key:
+            self.rows, self.heights = old['rows'], old['heights']
+        elif self.dir.exists():
+            warnings.warn(f"{self.dir}: progress of an interrupted run with another slide, generator or settings; starting over", stacklevel=3)
+            shutil.rmtree(self.dir)
+    def _band(self, k): return self.dir/f"band-{k:05d}.zst"
+    def above(self):
+        "The unblended overlap rows below the last finished band (None when there is none)."
+        f = self.dir/'above.npy'
+        return np.load(f) if self.rows and f.is_file() else None
+    def replay(self):
+        "The finished bands, in order."
+        for k, h in enumerate(self.heights):
+            yield np.frombuffer(self.codec.zstd_decode(self._band(k).read_bytes()), np.uint8).reshape(h, self.width, 3)
+    def record(self,
+        band:np.ndarray,  # the band of row `row` of windows
+        row:int,
+        above,            # what the next row blends into (None after the last row)
+    ):
+        "Keep a finished band: the band and the overlap first, then the record that counts them (each written atomically)."
+        self.dir.mkdir(exist_ok=True)
+        with atomic_write(self._band(row)) as t: t.write_bytes(self.codec.zstd_encode(np.ascontiguousarray(band), level=1))
+        if above is not None:
+            with atomic_write(self.dir/'above.npy') as t, open(t, 'wb') as f: np.save(f, above)
+        self.rows, self.heights = row + 1, self.heights + [len(band)]
+        with atomic_write(self.dir/'progress.json') as t:
+            t.write_text(json.dumps(dict(format=RESUME_FORMAT, key=self.key, rows=self.rows, heights=self.heights)))
+    def discard(self):
+        "Remove the progress (the slide is written, or it is to be translated afresh)."
+        shutil.rmtree(self.dir, ignore_errors=True); self.rows, self.heights = 0, []
 
 def translate_slide(
     generator,                  # `nn.Module`, exported generator or training checkpoint
@@ -681,6 +745,7 @@ def translate_slide(
     quality:int=90,             # JPEG quality of the output
     overwrite:bool=False,       # replace an existing `out`
     progress:bool=True,         # progress bar with windows per second
+    resume:bool=True,           # continue an interrupted run of the same slide, generator and settings from its finished bands
 )->SlideResult:
     "Translate a whole H&E slide into a virtual IHC pyramidal TIFF, streaming window by window."
     check_tiling(tile, overlap); _check_precision(precision); _check_batch_size(batch_size); check_quality(quality)
@@ -704,10 +769,11 @@ def translate_slide(
             remove_stale_partials(out)       # left by a run that was killed
             if e := exists(): raise e        # (another run may have written it meanwhile)
             G = as_generator(generator, device)
-            is_tissue = None
+            is_tissue, tissue_fraction = None, 1.0
             if detect_tissue:
                 thumb, tds = slide_thumbnail(s, level)
                 mask, thr = tissue_mask(thumb)
+                tissue_fraction = float(mask.mean())
                 def is_tissue(x, y, w, h):
                     y0, x0 = int(y / tds), int(x / tds)
                     return bool(mask[y0:max(y0 + 1, math.ceil((y + h) / tds)), x0:max(x0 + 1, math.ceil((x + w) / tds))].any())
@@ -721,17 +787,36 @@ def translate_slide(
                 warnings.warn(f"{slide}: no tissue found, so the output is all white: tissue detection looks for colour saturation "
                               f"(none above {thr:.2f} here; a greyscale or blank slide has none); pass detect_tissue=False "
                               "(--all-tiles) to translate every window", stacklevel=2)
+            st = os.stat(slide)
+            key = dict(slide=str(slide.resolve()), bytes=st.st_size, mtime_ns=st.st_mtime_ns, generator=generator_fingerprint(G),
+                       level=level, tile=tile, overlap=overlap, batch_size=batch_size, device=device.type, precision=precision,
+                       detect_tissue=detect_tissue, torch=torch.__version__)
+            spool = BandSpool(out, key, W)
+            if not resume: spool.discard()
+            resumed = spool.rows     # (every row: the run was killed while writing the pyramid; nothing is left to translate)
             bar, t0 = Progress(n_tiles, progress, 'tiles'), time.perf_counter()
-            bands = blended_bands(G, read, H, W, tile, overlap, batch_size, device, precision, is_tissue, bar.step)
+            bar.step(resumed * len(xs))
+            state = {}
+            new = (blended_bands(G, read, H, W, tile, overlap, batch_size, device, precision, is_tissue, bar.step,
+                                 start_row=resumed, above=spool.above(), state=state) if resumed < len(ys) else iter(()))
+            def spooled():
+                yield from spool.replay()
+                for b in new:
+                    spool.record(b, state['row'], state['above'])
+                    yield b
+            bands = spooled()
             desc = (f"he2ihc virtual IHC-HER2 of {slide.name} (level {level}); generator {generator_name(generator)}; "
                     f"windows {tile} px, overlap {overlap} px")
             with atomic_write(out) as partial:
                 levels = write_pyramidal_tiff(partial, bands, (H, W), mpp=mpp, quality=quality, description=desc, scratch_for=out)
+            spool.discard()
     finally:
-        if bands is not None: bands.close()
+        if bands is not None:
+            bands.close()
+            if hasattr(new, 'close'): new.close()
         if bar is not None: bar.close()
         s.close()
-    return SlideResult(out, (W, H), levels, mpp, n_tiles, n_tissue, time.perf_counter() - t0)
+    return SlideResult(out, (W, H), levels, mpp, n_tiles, n_tissue, time.perf_counter() - t0, tissue_fraction, resumed)
 
 
 # %% ../nbs/08_inference.ipynb #23687387
