@@ -92,7 +92,7 @@ def write_her2_map(
     scores,            # (rows, cols) of score indices 0..3 (0, 1+, 2+, 3+), -1 or NOT_SCORED where nothing was scored
 )->Path:
     "Write a HER2 map: an 8-bit greyscale PNG, one pixel per scored region, edge to edge over the slide."
-    a = np.asarray(scores)
+    a = np.asarray(scores).astype(np.int16)   # (int8 scores: -1 must become 255, which int8 cannot hold)
     if a.ndim != 2 or a.size == 0: raise ValueError(f"a HER2 map is a non-empty (rows, cols) array, got shape {a.shape}")
     a = np.where(a == -1, NOT_SCORED, a)
     if bad := sorted(set(np.unique(a).tolist()) - {0, 1, 2, 3, NOT_SCORED}):
