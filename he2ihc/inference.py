@@ -21,13 +21,13 @@ from .presets import build_generator, Preset, PRECISIONS
 from .checkpoints import load_generator, load_state_checked, read_he2ihc_file, CheckpointError
 
 # %% auto #0
-__all__ = ['AUTO_TILE_PIXELS', 'TRANSLATIONS_RECORD', 'OUTPUT_FORMATS', 'RESUME_FORMAT', 'as_generator', 'test_mode',
-           'generator_name', 'default_device', 'check_device', 'translate', 'window_starts', 'blend_ramp',
-           'window_weights', 'check_tiling', 'Progress', 'blended_bands', 'translate_array_tiled', 'FolderResult',
-           'generator_fingerprint', 'translate_folder', 'SlideReadError', 'open_slide', 'check_level', 'slide_mpp',
-           'saturation', 'tissue_mask', 'slide_thumbnail', 'pyramid_shapes', 'check_quality', 'tiff_ascii',
-           'write_pyramidal_tiff', 'synthetic_slide', 'SlideResult', 'resume_folder', 'BandSpool', 'translate_slide',
-           'edge_lines', 'seam_gradients']
+__all__ = ['AUTO_TILE_PIXELS', 'AUTO_MIN_PSNR', 'TRANSLATIONS_RECORD', 'OUTPUT_FORMATS', 'RESUME_FORMAT', 'as_generator',
+           'test_mode', 'generator_name', 'default_device', 'check_device', 'translate', 'cpu_has_native_bf16',
+           'choose_precision', 'window_starts', 'blend_ramp', 'window_weights', 'check_tiling', 'Progress',
+           'blended_bands', 'translate_array_tiled', 'FolderResult', 'generator_fingerprint', 'translate_folder',
+           'SlideReadError', 'open_slide', 'check_level', 'slide_mpp', 'saturation', 'tissue_mask', 'slide_thumbnail',
+           'pyramid_shapes', 'check_quality', 'tiff_ascii', 'write_pyramidal_tiff', 'synthetic_slide', 'SlideResult',
+           'resume_folder', 'BandSpool', 'translate_slide', 'edge_lines', 'seam_gradients']
 
 # %% ../nbs/08_inference.ipynb #a58504e5
 def as_generator(
@@ -61,8 +61,9 @@ def default_device()->torch.device:
 
 def _multiple(G:nn.Module)->int: return getattr(G, 'multiple', 4)
 
-def _check_precision(precision):
-    if precision not in PRECISIONS: raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+def _check_precision(precision, auto:bool=False):
+    ok = PRECISIONS + (('auto',) if auto else ())
+    if precision not in ok: raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(ok)}")
 
 def _check_batch_size(batch_size):
     if not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -150,6 +151,39 @@ def translate(
                 out[i] = r.to(items[i].device) if isinstance(items[i], Tensor) else tensor_to_rgb(r)
     return back(out)
 
+
+# %% ../nbs/08_inference.ipynb #1c6bf528
+AUTO_MIN_PSNR = 40.0   # dB: the least PSNR of bf16 against float32 output for 'auto' to choose bf16
+
+def cpu_has_native_bf16()->bool:
+    "Whether this CPU runs bf16 arithmetic in hardware (AVX512-BF16 or AMX-BF16), so bf16 autocast is fast rather than emulated."
+    c = getattr(torch._C, '_cpu', None)
+    for f in ('_is_amx_tile_supported', '_is_avx512_bf16_supported'):
+        try:
+            if c is not None and getattr(c, f)(): return True
+        except (AttributeError, RuntimeError): pass
+    try:
+        with open('/proc/cpuinfo') as f: flags = next((l for l in f if l.startswith('flags')), '').split()
+    except OSError: flags = []
+    return bool({'avx512_bf16', 'amx_bf16'} & set(flags))
+
+def choose_precision(
+    G:nn.Module,            # the generator, in eval mode, on `device`
+    device,
+    sample=None,            # uint8 (h, w, 3) window of the image to translate (None: decide by the hardware alone)
+    min_psnr:float=AUTO_MIN_PSNR,
+)->tuple:                   # ('bf16' or 'fp32', why)
+    "bf16 where `device` has it natively and G's bf16 output on `sample` is within `min_psnr` dB of float32; else fp32."
+    dev = torch.device(device)
+    native = torch.cuda.is_bf16_supported() if dev.type == 'cuda' else dev.type == 'cpu' and cpu_has_native_bf16()
+    if not native: return 'fp32', f"no native bf16 on {dev}"
+    if sample is None: return 'bf16', f"native bf16 on {dev}"
+    with torch.inference_mode():
+        x = rgb_to_tensor(sample)[None]
+        a, b = (((_apply(G, x, dev, p).clamp(-1, 1) + 1) * 127.5).round() for p in ('fp32', 'bf16'))
+    mse = float(((a - b) ** 2).mean())
+    db = float('inf') if mse == 0 else 10 * math.log10(255 ** 2 / mse)
+    return ('bf16' if db >= min_psnr else 'fp32'), f"bf16 output {db:.1f} dB from float32 on a sample window (threshold {min_psnr:g} dB)"
 
 # %% ../nbs/08_inference.ipynb #c5db6d37
 def window_starts(
@@ -668,6 +702,7 @@ class SlideResult:
     n_tissue:int           # windows translated (the others were background, written white)
     seconds:float
     tissue_fraction:float=1.0   # share of the slide's area the tissue mask covers (1 without tissue detection)
+    precision:str='fp32'   # the precision the generator ran in (what 'auto' chose)
     resumed_rows:int=0     # rows of windows taken from an interrupted run's progress instead of translated again
     @property
     def tissue_megapixels(self)->float: return self.size[0] * self.size[1] * self.tissue_fraction / 1e6
@@ -679,7 +714,7 @@ class SlideResult:
         mpp = f"{self.mpp[0]:.4g} um/px" if self.mpp else "no microns-per-pixel in the source"
         return (f"wrote {self.path}: {self.size[0]}x{self.size[1]} px, {len(self.levels)} levels, {mpp}; "
                 f"{self.n_tissue} of {self.n_tiles} windows held tissue; {self.seconds:.1f} s, "
-                f"{self.tiles_per_s:.2f} windows/s, {self.megapixels_per_s:.2f} Mpx/s"
+                f"{self.tiles_per_s:.2f} windows/s, {self.megapixels_per_s:.2f} Mpx/s, {self.precision}"
                 + (f"; resumed after {self.resumed_rows} finished rows of windows" if self.resumed_rows else ""))
 
 RESUME_FORMAT = 'he2ihc-slide-progress-1'
@@ -740,7 +775,8 @@ def translate_slide(
     tile:int=512,               # window side, pixels of `level`
     overlap:int=64,             # overlap of neighbouring windows, blended
     batch_size:int=8,           # windows per pass through the generator
-    device=None, precision:str='fp32',
+    device=None,
+    precision:str='auto',       # 'fp32', 'bf16' / 'fp16' autocast, or 'auto': bf16 where the device has it natively and it is safe (`choose_precision`)
     detect_tissue:bool=True,    # skip windows without tissue (written white)
     quality:int=90,             # JPEG quality of the output
     overwrite:bool=False,       # replace an existing `out`
@@ -748,7 +784,7 @@ def translate_slide(
     resume:bool=True,           # continue an interrupted run of the same slide, generator and settings from its finished bands
 )->SlideResult:
     "Translate a whole H&E slide into a virtual IHC pyramidal TIFF, streaming window by window."
-    check_tiling(tile, overlap); _check_precision(precision); _check_batch_size(batch_size); check_quality(quality)
+    check_tiling(tile, overlap); _check_precision(precision, auto=True); _check_batch_size(batch_size); check_quality(quality)
     if isinstance(level, bool) or not isinstance(level, int) or level < 0: raise ValueError(f"level must be an integer >= 0, got {level!r}")
     device = check_device(device)
     slide, out = Path(slide).expanduser(), Path(out).expanduser()
@@ -783,6 +819,10 @@ def translate_slide(
             (Ly, ys), (Lx, xs) = window_starts(H, tile, overlap), window_starts(W, tile, overlap)
             n_tiles = len(ys) * len(xs)
             n_tissue = sum(is_tissue(x, y, Lx, Ly) for y in ys for x in xs) if is_tissue else n_tiles
+            if precision == 'auto':
+                first = next(((x, y) for y in ys for x in xs if is_tissue is None or is_tissue(x, y, Lx, Ly)), None)
+                sample = None if first is None else _pad_to(read(*first, min(Lx, W - first[0]), min(Ly, H - first[1])), Ly, Lx)
+                precision, _ = choose_precision(G, device, sample)
             if n_tissue == 0:
                 warnings.warn(f"{slide}: no tissue found, so the output is all white: tissue detection looks for colour saturation "
                               f"(none above {thr:.2f} here; a greyscale or blank slide has none); pass detect_tissue=False "
@@ -816,7 +856,7 @@ def translate_slide(
             if hasattr(new, 'close'): new.close()
         if bar is not None: bar.close()
         s.close()
-    return SlideResult(out, (W, H), levels, mpp, n_tiles, n_tissue, time.perf_counter() - t0, tissue_fraction, resumed)
+    return SlideResult(out, (W, H), levels, mpp, n_tiles, n_tissue, time.perf_counter() - t0, tissue_fraction, precision, resumed)
 
 
 # %% ../nbs/08_inference.ipynb #23687387
