@@ -154,9 +154,22 @@ def _translate_slide(a):
     _check_device(a.device)
     r = translate_slide(a.generator, a.slide, a.out, level=a.level, tile=a.tile, overlap=a.overlap, batch_size=a.batch_size,
                         device=a.device, precision=a.precision, detect_tissue=not a.all_tiles, quality=a.quality,
-                        overwrite=a.overwrite, progress=_progress(a))
+                        overwrite=a.overwrite, progress=_progress(a), resume=not a.restart)
     print(r)
     return 0
+
+def _translate_slides(a):
+    _check_device(a.device)
+    from he2ihc.slides import translate_slides    # (Dask's imports only when it runs)
+    r = translate_slides(a.generator, a.slides, a.out_dir, scheduler=a.scheduler, n_workers=a.workers, threads_per_worker=a.threads,
+                         her2=not a.no_her2, her2_region=a.her2_region, progress=_progress(a), level=a.level, tile=a.tile,
+                         overlap=a.overlap, batch_size=a.batch_size, device=a.device, precision=a.precision,
+                         detect_tissue=not a.all_tiles, quality=a.quality)
+    for row in r.rows:
+        if row['status'] == 'failed': print(f"{row['slide']}: {row['error']}", file=sys.stderr)
+    print(f"{r.count('written')} written, {r.count('skipped')} skipped (already written), {r.count('failed')} failed in "
+          f"{r.seconds:.1f} s; report: {r.path}")
+    return 1 if r.count('failed') else 0
 
 def _view(a):
     from he2ihc.viewer import view_slides    # (the viewer's imports only when it runs)
@@ -444,9 +457,39 @@ def build_parser()->argparse.ArgumentParser:
     ts.add_argument('--all-tiles', action='store_true', help="translate background too (no tissue detection)")
     ts.add_argument('--overwrite', action='store_true', help="replace OUT if it exists")
     ts.add_argument('--device', default=None, help="cpu, cuda, cuda:1 ... (default: cuda if there is a GPU)")
-    ts.add_argument('--precision', choices=PRECISIONS, default='fp32', help="bf16 or fp16 autocast on a GPU (default fp32)")
+    ts.add_argument('--precision', choices=PRECISIONS + ('auto',), default='auto',
+                    help="fp32, bf16 or fp16 autocast; auto (default): bf16 where the device has it natively and its output is within 40 dB of fp32")
+    ts.add_argument('--restart', action='store_true', help="discard the progress of an interrupted run of OUT instead of continuing it")
     ts.add_argument('-q', '--quiet', action='store_true', help="no progress bar (there is none when output is not a terminal)")
     ts.set_defaults(func=_translate_slide)
+
+    tss = sub.add_parser('translate-slides', help="translate a folder (or CSV manifest) of slides on a Dask cluster, with HER2 maps and a report",
+                         description="Translate every slide of IN (a folder of slides, or a CSV with a 'slide' column and an optional "
+                                     "'output' column) into OUT_DIR/NAME.tif, with its HER2 map (NAME.her2.png, NAME.her2.csv) and a "
+                                     "line in OUT_DIR/translate-slides.csv. Slides already written are skipped; interrupted ones "
+                                     "continue from their finished bands; a slide that fails is reported and the others go on. Runs "
+                                     "on a local Dask cluster, or on the one at --scheduler.")
+    tss.add_argument('slides', type=Path, help="folder of slides, or a CSV manifest")
+    tss.add_argument('out_dir', type=Path, help="output folder")
+    tss.add_argument('--generator', type=Path, required=True, help="generator.pt (export_generator) or a training checkpoint.pt; "
+                                                                  "every worker must see it at this path")
+    tss.add_argument('--scheduler', default=None, help="address of a running Dask scheduler, e.g. tcp://node01:8786 (default: a local cluster)")
+    tss.add_argument('--workers', type=_int_in(0), default=None,
+                     help="local cluster: worker processes (default: one per GPU, else one per 8 CPU cores); 0: this process, no Dask")
+    tss.add_argument('--threads', type=_int_in(1), default=None, help="torch threads per worker (default: the cores shared out)")
+    tss.add_argument('--no-her2', action='store_true', help="do not score the virtual slides")
+    tss.add_argument('--her2-region', type=_int_in(32), default=512, help="side of the HER2-scored regions, pixels (default 512)")
+    for arg, kw in (('--level', dict(type=int, default=0, help="pyramid level to translate (default 0)")),
+                    ('--tile', dict(type=int, default=512, help="window side in pixels (default 512)")),
+                    ('--overlap', dict(type=int, default=64, help="overlap of neighbouring windows (default 64)")),
+                    ('--batch-size', dict(type=_int_in(1), default=8, help="windows per pass (default 8)")),
+                    ('--quality', dict(type=_int_in(1, 100), default=90, help="JPEG quality, 1..100 (default 90)")),
+                    ('--device', dict(default=None, help="cpu, cuda ... (default: each worker's GPU, else the CPU)")),
+                    ('--precision', dict(choices=PRECISIONS + ('auto',), default='auto', help="fp32, bf16, fp16 or auto (default)"))):
+        tss.add_argument(arg, **kw)
+    tss.add_argument('--all-tiles', action='store_true', help="translate background too (no tissue detection)")
+    tss.add_argument('-q', '--quiet', action='store_true', help="no progress bar")
+    tss.set_defaults(func=_translate_slides)
 
     vw = sub.add_parser('view', help="view a slide, its virtual IHC and the real IHC side by side in the browser",
                         description="Serve a local web page of deep-zoom panes that pan and zoom together: HE_SLIDE, "

@@ -24,7 +24,7 @@ __all__ = ['SLIDE_SUFFIXES', 'REPORT_NAME', 'REPORT_FIELDS', 'list_slides', 'Sli
            'worker_generator', 'worker_device', 'translate_one', 'SlidesReport', 'local_cluster', 'translate_slides']
 
 # %% ../nbs/13_slides.ipynb #0812dd8a
-SLIDE_SUFFIXES = ('.svs', '.tif', '.tiff', '.ndpi', '.vms', '.vmu', '.scn', '.mrxs', '.svslide', '.bif')  # whole-slide files OpenSlide opens
+SLIDE_SUFFIXES = ('.svs', '.tif', '.tiff', '.ndpi', '.vms', '.vmu', '.scn', '.mrxs', '.svslide', '.bif', '.czi')  # whole-slide files OpenSlide opens
 REPORT_NAME = 'translate-slides.csv'   # the run report, in the output folder
 
 def list_slides(
@@ -236,7 +236,7 @@ def translate_slides(
     bad = set(slide_kw) - {'level', 'tile', 'overlap', 'batch_size', 'device', 'precision', 'quality', 'detect_tissue'}
     if bad: raise TypeError(f"unknown slide settings {sorted(bad)}; translate_slides takes level, tile, overlap, batch_size, device, "
                             "precision, quality, detect_tissue")
-    check_tiling(slide_kw.get('tile', 512), slide_kw.get('overlap', 64)); _check_precision(slide_kw.get('precision', 'fp32'))
+    check_tiling(slide_kw.get('tile', 512), slide_kw.get('overlap', 64)); _check_precision(slide_kw.get('precision', 'auto'), auto=True)
     _check_batch_size(slide_kw.get('batch_size', 8)); check_quality(slide_kw.get('quality', 90))
     if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 0):
         raise ValueError(f"n_workers must be an integer >= 0, got {n_workers!r}")
