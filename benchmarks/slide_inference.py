@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/slide_inference.py [--sizes 5000x5000 20000x20000] [--tissue 0.25] [--tile 512] [--overlap 64]
-                                         [--ngf 4] [--blocks 1] [--tiles 8] [--paper] [--slide-generator tiny|paper] [--precision fp32|bf16]
+                                         [--ngf 4] [--blocks 1] [--tiles 8] [--paper] [--slide-generator tiny|paper] [--precision fp32 auto ...]
                                          [--device cpu] [--out results.json]
 
 Two measurements:
@@ -82,8 +82,8 @@ def child(args):
     import he2ihc.inference   # imports done: what follows is the translation itself
     after_imports = vm_hwm_mb()
     r = translate_slide(G, args.slide, args.out_slide, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
-                        device=args.device, precision=args.precision, progress=False, overwrite=True)
-    print(json.dumps(dict(generator=args.slide_generator, precision=args.precision, size=f"{r.size[0]}x{r.size[1]}", windows=r.n_tiles, tissue_windows=r.n_tissue, seconds=round(r.seconds, 1),
+                        device=args.device, precision=args.precision[0], progress=False, overwrite=True)
+    print(json.dumps(dict(generator=args.slide_generator, precision=args.precision[0], ran_in=r.precision, tissue_mpx_per_s=round(r.tissue_megapixels / r.seconds, 4), size=f"{r.size[0]}x{r.size[1]}", windows=r.n_tiles, tissue_windows=r.n_tissue, seconds=round(r.seconds, 1),
                           windows_per_s=round(r.tiles_per_s, 2), mpx_per_s=round(r.megapixels_per_s, 2),
                           rss_start_mb=round(base), rss_after_imports_mb=round(after_imports), peak_rss_mb=round(vm_hwm_mb()))))
 
@@ -98,7 +98,8 @@ def main():
     p.add_argument('--paper', action='store_true', help="also time the paper's full-size generator")
     p.add_argument('--slide-generator', choices=('tiny', 'paper'), default='tiny',
                    help="generator that translates the slides: the tiny one (memory test) or the paper's (throughput on a GPU)")
-    p.add_argument('--precision', choices=('fp32', 'bf16', 'fp16'), default='fp32', help="autocast for the slides (GPU)")
+    p.add_argument('--precision', nargs='+', choices=('fp32', 'bf16', 'fp16', 'auto'), default=['fp32'],
+                   help="precision(s) of the slides (auto: translate_slide's choice); several: each slide in each, in turn")
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--dir', type=Path, default=None, help="where to write the synthetic slides (default: a temporary folder)")
     p.add_argument('--out', type=Path, default=None, help="write the results as JSON here")
@@ -125,17 +126,19 @@ def main():
             src, dst = Path(d)/f'he_{w}x{h}.tif', Path(d)/f'ihc_{w}x{h}.tif'
             t0 = time.perf_counter(); write_synthetic_slide(src, w, h, args.tissue)
             wrote = time.perf_counter() - t0
-            out = subprocess.run([sys.executable, __file__, '--child', '--slide', str(src), '--out-slide', str(dst),
-                                  '--tile', str(args.tile), '--overlap', str(args.overlap), '--batch-size', str(args.batch_size),
-                                  '--ngf', str(args.ngf), '--blocks', str(args.blocks), '--device', args.device,
-                                  '--slide-generator', args.slide_generator, '--precision', args.precision],
-                                 capture_output=True, text=True)
-            if out.returncode: sys.exit(out.stderr)
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            r |= dict(source_write_s=round(wrote, 1), source_mb=round(src.stat().st_size / 1e6, 1),
-                      output_mb=round(dst.stat().st_size / 1e6, 1), load_avg=os.getloadavg()[0])
-            print(json.dumps(r), flush=True); res['slides'].append(r)
-            src.unlink(); dst.unlink()
+            for prec in args.precision:
+                out = subprocess.run([sys.executable, __file__, '--child', '--slide', str(src), '--out-slide', str(dst),
+                                      '--tile', str(args.tile), '--overlap', str(args.overlap), '--batch-size', str(args.batch_size),
+                                      '--ngf', str(args.ngf), '--blocks', str(args.blocks), '--device', args.device,
+                                      '--slide-generator', args.slide_generator, '--precision', prec],
+                                     capture_output=True, text=True)
+                if out.returncode: sys.exit(out.stderr)
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                r |= dict(source_write_s=round(wrote, 1), source_mb=round(src.stat().st_size / 1e6, 1),
+                          output_mb=round(dst.stat().st_size / 1e6, 1), load_avg=os.getloadavg()[0])
+                print(json.dumps(r), flush=True); res['slides'].append(r)
+                dst.unlink()
+            src.unlink()
     if args.out: args.out.write_text(json.dumps(res, indent=1))
 
 if __name__ == '__main__': main()
