@@ -177,10 +177,13 @@ def translate_one(
                     tissue_mm2=round(area, 3) if area == area else '', tissue_mpx=round(r.tissue_megapixels, 3),
                     tissue_mpx_per_s=round(r.tissue_megapixels / max(r.seconds, 1e-9), 4), windows=r.n_tiles,
                     windows_translated=r.n_tissue, resumed_rows=r.resumed_rows,
-                    error='; '.join(str(w.message) for w in caught))
+                    error='; '.join(f"warning: {w.message}" for w in caught))
         if her2 is not None:
-            s = score_slide(out, he=slide, **her2); write_slide_scores(s, out)
-            row |= {'her2_regions': s.summary['regions']} | {f'her2_{k}': round(s.summary[k], 4) for k in HER2_SCORES}
+            try:
+                s = score_slide(out, he=slide, **her2); write_slide_scores(s, out)
+                row |= {'her2_regions': s.summary['regions']} | {f'her2_{k}': round(s.summary[k], 4) for k in HER2_SCORES}
+            except Exception as e:      # the virtual slide is written: a failed map is reported, not a failed slide
+                row['error'] = '; '.join(filter(None, [row['error'], f"HER2 map not written: {type(e).__name__}: {e}"]))
     except Exception as e: row['error'] = f"{type(e).__name__}: {e}"
     row['seconds'] = round(time.perf_counter() - t0, 2)
     return row
