@@ -26,8 +26,8 @@ __all__ = ['AUTO_TILE_PIXELS', 'AUTO_MIN_PSNR', 'TRANSLATIONS_RECORD', 'OUTPUT_F
            'choose_precision', 'window_starts', 'blend_ramp', 'window_weights', 'check_tiling', 'Progress',
            'blended_bands', 'translate_array_tiled', 'FolderResult', 'generator_fingerprint', 'translate_folder',
            'SlideReadError', 'open_slide', 'check_level', 'slide_mpp', 'saturation', 'tissue_mask', 'slide_thumbnail',
-           'pyramid_shapes', 'check_quality', 'tiff_ascii', 'write_pyramidal_tiff', 'synthetic_slide', 'SlideResult',
-           'resume_folder', 'BandSpool', 'translate_slide', 'edge_lines', 'seam_gradients']
+           'mask_box', 'pyramid_shapes', 'check_quality', 'tiff_ascii', 'write_pyramidal_tiff', 'synthetic_slide',
+           'SlideResult', 'resume_folder', 'BandSpool', 'translate_slide', 'edge_lines', 'seam_gradients']
 
 # %% ../nbs/08_inference.ipynb #a58504e5
 def as_generator(
@@ -564,6 +564,15 @@ def _rgb(region:Image.Image)->np.ndarray:
     rgb, alpha = a[..., :3].astype(np.uint16), a[..., 3:].astype(np.uint16)
     return ((rgb * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
 
+def mask_box(
+    mask:np.ndarray,     # a thumbnail's mask (`tissue_mask`)
+    ds:float,            # the thumbnail's downsample
+    x:int, y:int, w:int, h:int,   # a box of the full-resolution image
+)->np.ndarray:           # the mask's pixels covering the box (at least one)
+    "The part of a thumbnail mask that covers a box of the slide."
+    y0, x0 = int(y / ds), int(x / ds)
+    return mask[y0:max(y0 + 1, math.ceil((y + h) / ds)), x0:max(x0 + 1, math.ceil((x + w) / ds))]
+
 # %% ../nbs/08_inference.ipynb #386145cb
 def _halve(a:np.ndarray)->np.ndarray:
     "2 x 2 box means of an even-height uint8 band (a last odd column dropped), rounded."
@@ -810,9 +819,7 @@ def translate_slide(
                 thumb, tds = slide_thumbnail(s, level)
                 mask, thr = tissue_mask(thumb)
                 tissue_fraction = float(mask.mean())
-                def is_tissue(x, y, w, h):
-                    y0, x0 = int(y / tds), int(x / tds)
-                    return bool(mask[y0:max(y0 + 1, math.ceil((y + h) / tds)), x0:max(x0 + 1, math.ceil((x + w) / tds))].any())
+                def is_tissue(x, y, w, h): return bool(mask_box(mask, tds, x, y, w, h).any())
             def read(x, y, w, h):
                 try: return _rgb(s.read_region((round(x * ds), round(y * ds)), level, (w, h)))
                 except Exception as e: raise SlideReadError(f"{slide}: cannot read the region at ({x}, {y}) of level {level} ({e})") from None

@@ -4,8 +4,8 @@
 
 # %% ../nbs/13_slides.ipynb #d3589c88
 from __future__ import annotations
-import csv, io, json, math, os, shutil, time, traceback, warnings
-from dataclasses import dataclass, field, asdict
+import csv, math, os, time, warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +14,8 @@ from torch import nn
 from fastprogress.fastprogress import progress_bar
 
 from .data import HER2_SCORES, atomic_write, check_output
-from .inference import (translate_slide, open_slide, slide_mpp, slide_thumbnail, tissue_mask, as_generator, generator_name,
-                              check_tiling, check_quality, _check_precision, _check_batch_size, _rgb, SlideReadError)
+from .inference import (translate_slide, open_slide, slide_thumbnail, tissue_mask, mask_box, as_generator,
+                              check_tiling, check_quality, _check_precision, _check_batch_size, _rgb)
 from .her2 import score_ihc
 from .viewer import her2_map_path, write_her2_map
 
@@ -103,7 +103,7 @@ def score_slide(
         cells = [(i, j) for i in range(len(ys) - 1) for j in range(len(xs) - 1)]
         for i, j in (progress_bar(cells, leave=False) if progress else cells):
             y0, y1, x0, x1 = ys[i], ys[i + 1], xs[j], xs[j + 1]
-            m = mask[int(y0 / tds):max(int(y0 / tds) + 1, math.ceil(y1 / tds)), int(x0 / tds):max(int(x0 / tds) + 1, math.ceil(x1 / tds))]
+            m = mask_box(mask, tds, x0, y0, x1 - x0, y1 - y0)
             if m.mean() < min_tissue or min(y1 - y0, x1 - x0) < 8: continue
             r = score_ihc(_rgb(v.read_region((x0, y0), 0, (x1 - x0, y1 - y0))))
             if r.n_cells < min_cells: continue
@@ -211,13 +211,10 @@ def _read_report(path)->dict:
 
 def local_cluster(
     n_workers:int=None,           # worker processes; None: one per GPU, else one per 8 CPU cores (at least 1)
-    threads_per_worker:int=None,  # torch threads per worker; None: the CPU cores shared out
 ):                                # a `distributed.LocalCluster`
     "A Dask cluster of worker processes on this machine, sized for slide translation."
     from distributed import LocalCluster
-    cores = os.cpu_count() or 1
-    if n_workers is None: n_workers = torch.cuda.device_count() or max(1, cores // 8)
-    if threads_per_worker is None: threads_per_worker = max(1, cores // n_workers)
+    if n_workers is None: n_workers = torch.cuda.device_count() or max(1, (os.cpu_count() or 1) // 8)
     import logging
     # one task (slide) at a time per worker; its torch threads are set by `translate_one`
     return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR)
@@ -270,7 +267,7 @@ def translate_slides(
         from distributed.client import FutureCancelledError
         from distributed.scheduler import KilledWorker
         from he2ihc.slides import translate_one as task   # by its module's name: workers import it rather than receive a copy
-        cluster = None if scheduler else local_cluster(n_workers, threads_per_worker)
+        cluster = None if scheduler else local_cluster(n_workers)
         threads = threads_per_worker or (None if scheduler else max(1, (os.cpu_count() or 1) // len(cluster.workers)))
         try:
             with Client(scheduler or cluster) as client:
