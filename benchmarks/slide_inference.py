@@ -83,7 +83,7 @@ def child(args):
     after_imports = vm_hwm_mb()
     r = translate_slide(G, args.slide, args.out_slide, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
                         device=args.device, precision=args.precision[0], progress=False, overwrite=True)
-    print(json.dumps(dict(generator=args.slide_generator, precision=args.precision[0], ran_in=r.precision, tissue_mpx_per_s=round(r.tissue_megapixels / r.seconds, 4), size=f"{r.size[0]}x{r.size[1]}", windows=r.n_tiles, tissue_windows=r.n_tissue, seconds=round(r.seconds, 1),
+    print(json.dumps(dict(generator=args.slide_generator, precision=args.precision[0], ran_in=r.precision, setup_s=round(r.setup_seconds, 1), tissue_mpx_per_s=round(r.tissue_megapixels / r.seconds, 4), size=f"{r.size[0]}x{r.size[1]}", windows=r.n_tiles, tissue_windows=r.n_tissue, seconds=round(r.seconds, 1),
                           windows_per_s=round(r.tiles_per_s, 2), mpx_per_s=round(r.megapixels_per_s, 2),
                           rss_start_mb=round(base), rss_after_imports_mb=round(after_imports), peak_rss_mb=round(vm_hwm_mb()))))
 
@@ -98,7 +98,7 @@ def main():
     p.add_argument('--paper', action='store_true', help="also time the paper's full-size generator")
     p.add_argument('--slide-generator', choices=('tiny', 'paper'), default='tiny',
                    help="generator that translates the slides: the tiny one (memory test) or the paper's (throughput on a GPU)")
-    p.add_argument('--precision', nargs='+', choices=('fp32', 'bf16', 'fp16', 'auto'), default=['fp32'],
+    p.add_argument('--precision', nargs='+', choices=('fp32', 'bf16', 'fp16', 'openvino', 'auto'), default=['fp32'],
                    help="precision(s) of the slides (auto: translate_slide's choice); several: each slide in each, in turn")
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--dir', type=Path, default=None, help="where to write the synthetic slides (default: a temporary folder)")

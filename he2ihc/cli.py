@@ -15,7 +15,7 @@ from .magnification import build_multimag_dataset, read_multimag_manifest, Resiz
 from .train import PRESETS, PRECISIONS, get_preset, stain_learner, makes_multimag, CheckpointError, NonFiniteLossError
 from .demo import DEMO_SETTINGS, train_demo
 from .metrics import METRICS, evaluate_folders, evaluate_generator, format_table, dab_iod, quadratic_kappa
-from .inference import translate_folder, translate_slide
+from .inference import translate_folder, translate_slide, INFERENCE_PRECISIONS
 from .reproduce import reproduce, SPLITS, DEFAULT_SEEDS
 
 # %% auto #0
@@ -436,7 +436,8 @@ def build_parser()->argparse.ArgumentParser:
     tr.add_argument('--tile', type=int, default=None, help="translate large images in blended windows of this side")
     tr.add_argument('--overlap', type=int, default=64, help="overlap of the windows with --tile (default 64)")
     tr.add_argument('--device', default=None, help="cpu, cuda, cuda:1 ... (default: cuda if there is a GPU)")
-    tr.add_argument('--precision', choices=PRECISIONS, default='fp32', help="bf16 or fp16 autocast on a GPU (default fp32)")
+    tr.add_argument('--precision', choices=INFERENCE_PRECISIONS, default='fp32',
+                    help="bf16 or fp16 autocast on a GPU, openvino (a compiled graph) on a CPU (default fp32)")
     tr.add_argument('-q', '--quiet', action='store_true', help="no progress bar (there is none when output is not a terminal)")
     tr.set_defaults(func=_translate)
 
@@ -457,8 +458,9 @@ def build_parser()->argparse.ArgumentParser:
     ts.add_argument('--all-tiles', action='store_true', help="translate background too (no tissue detection)")
     ts.add_argument('--overwrite', action='store_true', help="replace OUT if it exists")
     ts.add_argument('--device', default=None, help="cpu, cuda, cuda:1 ... (default: cuda if there is a GPU)")
-    ts.add_argument('--precision', choices=PRECISIONS + ('auto',), default='auto',
-                    help="fp32, bf16 or fp16 autocast; auto (default): bf16 where the device has it natively and its output is within 40 dB of fp32")
+    ts.add_argument('--precision', choices=INFERENCE_PRECISIONS + ('auto',), default='auto',
+                    help="fp32, bf16 or fp16 autocast, openvino (CPU); auto (default): where the device has native bf16, "
+                         "the OpenVINO graph (CPU) or bf16 autocast if its output is within 40 dB of fp32, else fp32")
     ts.add_argument('--restart', action='store_true', help="discard the progress of an interrupted run of OUT instead of continuing it")
     ts.add_argument('-q', '--quiet', action='store_true', help="no progress bar (there is none when output is not a terminal)")
     ts.set_defaults(func=_translate_slide)
@@ -485,7 +487,7 @@ def build_parser()->argparse.ArgumentParser:
                     ('--batch-size', dict(type=_int_in(1), default=8, help="windows per pass (default 8)")),
                     ('--quality', dict(type=_int_in(1, 100), default=90, help="JPEG quality, 1..100 (default 90)")),
                     ('--device', dict(default=None, help="cpu, cuda ... (default: each worker's GPU, else the CPU)")),
-                    ('--precision', dict(choices=PRECISIONS + ('auto',), default='auto', help="fp32, bf16, fp16 or auto (default)"))):
+                    ('--precision', dict(choices=INFERENCE_PRECISIONS + ('auto',), default='auto', help="fp32, bf16, fp16, openvino or auto (default)"))):
         tss.add_argument(arg, **kw)
     tss.add_argument('--all-tiles', action='store_true', help="translate background too (no tissue detection)")
     tss.add_argument('-q', '--quiet', action='store_true', help="no progress bar")

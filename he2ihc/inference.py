@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_inference.ipynb #a5281b32
 from __future__ import annotations
-import hashlib, json, math, os, queue, shutil, threading, time, warnings
+import copy, hashlib, json, math, os, queue, shutil, threading, time, warnings, weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +21,9 @@ from .presets import build_generator, Preset, PRECISIONS
 from .checkpoints import load_generator, load_state_checked, read_he2ihc_file, CheckpointError
 
 # %% auto #0
-__all__ = ['AUTO_TILE_PIXELS', 'AUTO_MIN_PSNR', 'TRANSLATIONS_RECORD', 'OUTPUT_FORMATS', 'RESUME_FORMAT', 'as_generator',
-           'test_mode', 'generator_name', 'default_device', 'check_device', 'translate', 'cpu_has_native_bf16',
+__all__ = ['INFERENCE_PRECISIONS', 'AUTO_TILE_PIXELS', 'AUTO_MIN_PSNR', 'TRANSLATIONS_RECORD', 'OUTPUT_FORMATS', 'RESUME_FORMAT',
+           'as_generator', 'test_mode', 'generator_name', 'default_device', 'check_device', 'translate',
+           'cpu_has_native_bf16', 'openvino_available', 'frozen_copy', 'OpenVINOGenerator', 'openvino_generator',
            'choose_precision', 'window_starts', 'blend_ramp', 'window_weights', 'check_tiling', 'Progress',
            'blended_bands', 'translate_array_tiled', 'FolderResult', 'generator_fingerprint', 'translate_folder',
            'SlideReadError', 'open_slide', 'check_level', 'slide_mpp', 'saturation', 'tissue_mask', 'slide_thumbnail',
@@ -61,9 +62,21 @@ def default_device()->torch.device:
 
 def _multiple(G:nn.Module)->int: return getattr(G, 'multiple', 4)
 
+INFERENCE_PRECISIONS = PRECISIONS + ('openvino',)   # what the translate functions accept ('auto' too for slides)
+
 def _check_precision(precision, auto:bool=False):
-    ok = PRECISIONS + (('auto',) if auto else ())
+    ok = INFERENCE_PRECISIONS + (('auto',) if auto else ())
     if precision not in ok: raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(ok)}")
+
+def _import_openvino():
+    try: import openvino as ov
+    except ImportError: raise ImportError("precision='openvino' needs the OpenVINO runtime: pip install openvino") from None
+    return ov
+
+def _check_openvino(precision, device):
+    if precision == 'openvino':
+        if torch.device(device).type != 'cpu': raise ValueError(f"precision 'openvino' runs on the CPU, not on {device}")
+        _import_openvino()
 
 def _check_batch_size(batch_size):
     if not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -87,6 +100,7 @@ def _apply(G:nn.Module, x:Tensor, device, precision:str='fp32')->Tensor:
     if G.training and len(x) > 1:   # training-mode batch norm (pix2pix at test time): each image by its own statistics
         return torch.cat([_apply(G, x[i:i + 1], device, precision) for i in range(len(x))])
     x, (h, w) = pad_to_multiple(x.to(device, torch.float32), _multiple(G))
+    if precision == 'openvino': G = openvino_generator(G)
     dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(precision)
     norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if G.training else []
     kept = [(m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None) for m in norms]
@@ -123,7 +137,7 @@ def translate(
     image,                    # PIL image, uint8 (H, W, 3) / (B, H, W, 3) array, tensor (3, H, W) / (B, 3, H, W) in [-1, 1], or a list
     batch_size:int=8,         # images (or windows) per pass; images of the same size are batched together
     device=None,              # None: CUDA if there is a GPU, else the CPU
-    precision:str='fp32',     # 'fp32', or 'bf16' / 'fp16' autocast (on a GPU)
+    precision:str='fp32',     # 'fp32', 'bf16' / 'fp16' autocast (on a GPU), or 'openvino' (a compiled graph, on the CPU)
     tile:int|None=None,       # translate in overlapping windows of this side, blended; None: whole, or 512 px above `auto_tile`
     overlap:int=64,           # overlap of the windows when tiling
     auto_tile:int|None=AUTO_TILE_PIXELS,  # images with more pixels than this are tiled (512 px windows) when `tile` is None; None: never
@@ -131,7 +145,7 @@ def translate(
     "Translate H&E `image` to virtual IHC with `generator`, at any size (large images in blended windows, in bounded memory)."
     _check_precision(precision); _check_batch_size(batch_size)
     if tile is not None: check_tiling(tile, overlap)
-    device = check_device(device)
+    device = check_device(device); _check_openvino(precision, device)
     G = as_generator(generator, device)
     items, back = _to_rgb_list(image)
     out, by_size = [None] * len(items), {}
@@ -152,9 +166,7 @@ def translate(
     return back(out)
 
 
-# %% ../nbs/08_inference.ipynb #1c6bf528
-AUTO_MIN_PSNR = 40.0   # dB: the least PSNR of bf16 against float32 output for 'auto' to choose bf16
-
+# %% ../nbs/08_inference.ipynb #a0bc4e01
 def cpu_has_native_bf16()->bool:
     "Whether this CPU runs bf16 arithmetic in hardware (AVX512-BF16 or AMX-BF16), so bf16 autocast is fast rather than emulated."
     c = getattr(torch._C, '_cpu', None)
@@ -167,23 +179,104 @@ def cpu_has_native_bf16()->bool:
     except OSError: flags = []
     return bool({'avx512_bf16', 'amx_bf16'} & set(flags))
 
+def openvino_available()->bool:
+    "Whether the OpenVINO runtime can be imported."
+    try: import openvino  # noqa: F401
+    except ImportError: return False
+    return True
+
+def frozen_copy(
+    G:nn.Module,   # a module, perhaps with parametrizations (spectral norm)
+)->nn.Module:      # a copy whose parametrized tensors are plain tensors holding their current values
+    "A copy of `G` for export, with every parametrization folded into its tensor; `G` itself is left as it was."
+    from torch.nn.utils import parametrize
+    H = copy.deepcopy(G)
+    with torch.no_grad():
+        for m in H.modules():
+            if not parametrize.is_parametrized(m): continue
+            values = {k: getattr(m, k).detach().clone() for k in m.parametrizations}
+            m.__class__ = m.__class__.__bases__[0]   # this instance only: the parametrized class is shared with G
+            del m._modules['parametrizations']
+            for k, v in values.items(): setattr(m, k, nn.Parameter(v, requires_grad=False))
+    return H
+
+class OpenVINOGenerator(nn.Module):
+    "`G` compiled by OpenVINO for the CPU: one graph per window shape, converted on first use; float32 in and out."
+    def __init__(self,
+                 G:nn.Module,            # the generator, in eval mode
+                 precision:str|None=None,  # OpenVINO's inference precision: 'bf16' or 'f32' (None: bf16 where the CPU has it natively)
+                 threads:int|None=None,    # CPU threads (None: torch's setting)
+                ):
+        super().__init__()
+        if G.training:
+            raise ValueError(f"{type(G).__name__} translates in training mode (batch norm by each image's statistics, as "
+                             "pix2pix's reference tests), which an exported graph cannot do; use precision 'fp32' or 'bf16'")
+        self.ov = _import_openvino()
+        self.source = [G]                        # (a list, so that it is not a submodule: its weights stay its own)
+        self.precision = precision or ('bf16' if cpu_has_native_bf16() else 'f32')
+        self.threads = threads or torch.get_num_threads()
+        self.multiple = _multiple(G)
+        self.graphs = {}
+        self.eval()
+
+    def graph(self, h:int, w:int):
+        "The compiled graph for (B, 3, h, w) inputs."
+        if (h, w) not in self.graphs:
+            ov = self.ov
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter('ignore')              # (the tracer's notes on shape-dependent Python branches)
+                from he2ihc.models import fast_cpu_convs
+                with fast_cpu_convs(False):
+                    model = ov.convert_model(frozen_copy(self.source[0]).eval(), example_input=torch.zeros(1, 3, h, w),
+                                             input=[ov.PartialShape([-1, 3, h, w])])
+            self.graphs[(h, w)] = ov.Core().compile_model(model, 'CPU', {'INFERENCE_PRECISION_HINT': self.precision,
+                                                                       'INFERENCE_NUM_THREADS': self.threads})
+        return self.graphs[(h, w)]
+
+    def forward(self, x:Tensor)->Tensor:
+        if x.device.type != 'cpu': raise ValueError(f"an OpenVINO graph runs on the CPU; got a tensor on {x.device}")
+        return torch.from_numpy(self.graph(*x.shape[-2:])(x.detach().float().contiguous().numpy())[0])
+
+_OPENVINO = weakref.WeakKeyDictionary()   # generator -> (its tensors' versions, OpenVINOGenerator)
+
+def openvino_generator(
+    G:nn.Module,   # the generator, in eval mode, on the CPU
+)->OpenVINOGenerator:
+    "G's OpenVINO form, made once per module and kept with it (made again if its weights change in place)."
+    versions = tuple(t._version for t in [*G.parameters(), *G.buffers()])
+    kept = _OPENVINO.get(G)
+    if kept is None or kept[0] != versions or kept[1].threads != torch.get_num_threads():
+        kept = _OPENVINO[G] = (versions, OpenVINOGenerator(G))
+    return kept[1]
+
+# %% ../nbs/08_inference.ipynb #1c6bf528
+AUTO_MIN_PSNR = 40.0   # dB: the least PSNR against float32 output for 'auto' to choose a faster route
+
 def choose_precision(
     G:nn.Module,            # the generator, in eval mode, on `device`
     device,
     sample=None,            # uint8 (h, w, 3) window of the image to translate (None: decide by the hardware alone)
     min_psnr:float=AUTO_MIN_PSNR,
-)->tuple:                   # ('bf16' or 'fp32', why)
-    "bf16 where `device` has it natively and G's bf16 output on `sample` is within `min_psnr` dB of float32; else fp32."
+    routes:tuple=('openvino', 'bf16'),   # the faster routes to try, in order, where the device has native bf16
+)->tuple:                   # ('openvino', 'bf16' or 'fp32', why)
+    "The first of `routes` whose output on `sample` is within `min_psnr` dB of float32, where `device` has native bf16; else fp32."
     dev = torch.device(device)
     native = torch.cuda.is_bf16_supported() if dev.type == 'cuda' else dev.type == 'cpu' and cpu_has_native_bf16()
     if not native: return 'fp32', f"no native bf16 on {dev}"
-    if sample is None: return 'bf16', f"native bf16 on {dev}"
+    usable = [r for r in routes if r != 'openvino' or (dev.type == 'cpu' and not G.training and openvino_available())]
+    if not usable: return 'fp32', f"none of {', '.join(routes)} can run here"
+    if sample is None: return usable[0], f"native bf16 on {dev}"
+    why = []
     with torch.inference_mode():
         x = rgb_to_tensor(sample)[None]
-        a, b = (((_apply(G, x, dev, p).clamp(-1, 1) + 1) * 127.5).round() for p in ('fp32', 'bf16'))
-    mse = float(((a - b) ** 2).mean())
-    db = float('inf') if mse == 0 else 10 * math.log10(255 ** 2 / mse)
-    return ('bf16' if db >= min_psnr else 'fp32'), f"bf16 output {db:.1f} dB from float32 on a sample window (threshold {min_psnr:g} dB)"
+        to_255 = lambda p: ((_apply(G, x, dev, p).clamp(-1, 1) + 1) * 127.5).round()
+        a = to_255('fp32')
+        for r in usable:
+            mse = float(((a - to_255(r)) ** 2).mean())
+            db = float('inf') if mse == 0 else 10 * math.log10(255 ** 2 / mse)
+            why.append(f"{r} output {db:.1f} dB from float32 on a sample window (threshold {min_psnr:g} dB)")
+            if db >= min_psnr: return r, '; '.join(why)
+    return 'fp32', '; '.join(why)
 
 # %% ../nbs/08_inference.ipynb #c5db6d37
 def window_starts(
@@ -416,7 +509,7 @@ def translate_folder(
     if ext.lower() not in OUTPUT_FORMATS: raise ValueError(f"unsupported output format {ext!r}; use .png, .tif or .jpg")
     _check_precision(precision); _check_batch_size(batch_size)
     if tile is not None: check_tiling(tile, overlap)
-    device = check_device(device)
+    device = check_device(device); _check_openvino(precision, device)
     if not src.exists(): raise FileNotFoundError(f"{src}: no such file or folder")
     files = [src] if src.is_file() else image_files(src)
     if not files: raise FileNotFoundError(f"{src}: no image files ({', '.join(('.png', '.jpg', '.tif', '...'))})")
@@ -709,10 +802,11 @@ class SlideResult:
     mpp:tuple|None         # microns per pixel of the output's level 0
     n_tiles:int            # windows
     n_tissue:int           # windows translated (the others were background, written white)
-    seconds:float
+    seconds:float          # the whole call: opening, tissue detection, the precision check, translation, writing
     tissue_fraction:float=1.0   # share of the slide's area the tissue mask covers (1 without tissue detection)
     precision:str='fp32'   # the precision the generator ran in (what 'auto' chose)
     resumed_rows:int=0     # rows of windows taken from an interrupted run's progress instead of translated again
+    setup_seconds:float=0.0   # of `seconds`, before the first window: tissue detection, the precision check (and an OpenVINO conversion)
     @property
     def tissue_megapixels(self)->float: return self.size[0] * self.size[1] * self.tissue_fraction / 1e6
     @property
@@ -722,7 +816,7 @@ class SlideResult:
     def __str__(self):
         mpp = f"{self.mpp[0]:.4g} um/px" if self.mpp else "no microns-per-pixel in the source"
         return (f"wrote {self.path}: {self.size[0]}x{self.size[1]} px, {len(self.levels)} levels, {mpp}; "
-                f"{self.n_tissue} of {self.n_tiles} windows held tissue; {self.seconds:.1f} s, "
+                f"{self.n_tissue} of {self.n_tiles} windows held tissue; {self.seconds:.1f} s ({self.setup_seconds:.1f} s to set up), "
                 f"{self.tiles_per_s:.2f} windows/s, {self.megapixels_per_s:.2f} Mpx/s, {self.precision}"
                 + (f"; resumed after {self.resumed_rows} finished rows of windows" if self.resumed_rows else ""))
 
@@ -785,7 +879,7 @@ def translate_slide(
     overlap:int=64,             # overlap of neighbouring windows, blended
     batch_size:int=8,           # windows per pass through the generator
     device=None,
-    precision:str='auto',       # 'fp32', 'bf16' / 'fp16' autocast, or 'auto': bf16 where the device has it natively and it is safe (`choose_precision`)
+    precision:str='auto',       # 'fp32', 'bf16' / 'fp16' autocast, 'openvino', or 'auto': a faster route where the device has native bf16 and it is safe (`choose_precision`)
     detect_tissue:bool=True,    # skip windows without tissue (written white)
     quality:int=90,             # JPEG quality of the output
     overwrite:bool=False,       # replace an existing `out`
@@ -793,9 +887,10 @@ def translate_slide(
     resume:bool=True,           # continue an interrupted run of the same slide, generator and settings from its finished bands
 )->SlideResult:
     "Translate a whole H&E slide into a virtual IHC pyramidal TIFF, streaming window by window."
+    t_start = time.perf_counter()
     check_tiling(tile, overlap); _check_precision(precision, auto=True); _check_batch_size(batch_size); check_quality(quality)
     if isinstance(level, bool) or not isinstance(level, int) or level < 0: raise ValueError(f"level must be an integer >= 0, got {level!r}")
-    device = check_device(device)
+    device = check_device(device); _check_openvino(precision, device)
     slide, out = Path(slide).expanduser(), Path(out).expanduser()
     check_output(out, 'file', 'output slide')
     if out.resolve() == slide.resolve(): raise ValueError(f"{out}: the output would replace the slide itself")
@@ -838,6 +933,7 @@ def translate_slide(
             key = dict(slide=str(slide.resolve()), bytes=st.st_size, mtime_ns=st.st_mtime_ns, generator=generator_fingerprint(G),
                        level=level, tile=tile, overlap=overlap, batch_size=batch_size, device=device.type, precision=precision,
                        detect_tissue=detect_tissue, torch=torch.__version__)
+            if precision == 'openvino': key['openvino'] = _import_openvino().__version__
             spool = BandSpool(out, key, W)
             if not resume: spool.discard()
             resumed = spool.rows     # (every row: the run was killed while writing the pyramid; nothing is left to translate)
@@ -863,7 +959,8 @@ def translate_slide(
             if hasattr(new, 'close'): new.close()
         if bar is not None: bar.close()
         s.close()
-    return SlideResult(out, (W, H), levels, mpp, n_tiles, n_tissue, time.perf_counter() - t0, tissue_fraction, precision, resumed)
+    return SlideResult(out, (W, H), levels, mpp, n_tiles, n_tissue, time.perf_counter() - t_start, tissue_fraction, precision, resumed,
+                       t0 - t_start)
 
 
 # %% ../nbs/08_inference.ipynb #23687387
