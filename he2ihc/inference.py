@@ -226,9 +226,15 @@ class OpenVINOGenerator(nn.Module):
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter('ignore')              # (the tracer's notes on shape-dependent Python branches)
                 from he2ihc.models import fast_cpu_convs
-                with fast_cpu_convs(False):
-                    model = ov.convert_model(frozen_copy(self.source[0]).eval(), example_input=torch.zeros(1, 3, h, w),
-                                             input=[ov.PartialShape([-1, 3, h, w])])
+                try:
+                    with fast_cpu_convs(False):
+                        model = ov.convert_model(frozen_copy(self.source[0]).eval(), example_input=torch.zeros(1, 3, h, w),
+                                                 input=[ov.PartialShape([-1, 3, h, w])])
+                except Exception as e:
+                    msg = str(e).strip().splitlines()
+                    raise RuntimeError(f"OpenVINO cannot convert {type(self.source[0]).__name__} ({type(e).__name__}: "
+                                       f"{' '.join(l.strip() for l in msg if 'No conversion rule' in l) or msg[0][:160]}); "
+                                       "use precision 'fp32' or 'bf16'") from None
             self.graphs[(h, w)] = ov.Core().compile_model(model, 'CPU', {'INFERENCE_PRECISION_HINT': self.precision,
                                                                        'INFERENCE_NUM_THREADS': self.threads})
         return self.graphs[(h, w)]
@@ -272,7 +278,12 @@ def choose_precision(
         to_255 = lambda p: ((_apply(G, x, dev, p).clamp(-1, 1) + 1) * 127.5).round()
         a = to_255('fp32')
         for r in usable:
-            mse = float(((a - to_255(r)) ** 2).mean())
+            try: b = to_255(r)
+            except Exception as err:       # (an op the OpenVINO converter does not know: stay in PyTorch)
+                if r != 'openvino': raise
+                why.append(f"openvino skipped: {str(err).strip().splitlines()[0][:300]}")
+                continue
+            mse = float(((a - b) ** 2).mean())
             db = float('inf') if mse == 0 else 10 * math.log10(255 ** 2 / mse)
             why.append(f"{r} output {db:.1f} dB from float32 on a sample window (threshold {min_psnr:g} dB)")
             if db >= min_psnr: return r, '; '.join(why)
