@@ -398,6 +398,12 @@ def blended_bands(
                                 start_row, above if start_row else None, {} if state is None else state)
     finally: src.close()
 
+def _to_batch(windows:list, device)->Tensor:
+    "uint8 (h, w, 3) windows as a (B, 3, h, w) batch in [-1, 1] on `device`: moved as bytes (pinned on a GPU), scaled there."
+    x = torch.from_numpy(np.stack(windows))
+    if torch.device(device).type == 'cuda': x = x.pin_memory().to(device, non_blocking=True)
+    return x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
 def _blend_rows(G, src, ys, xs, Ly, Lx, height, width, overlap, batch_size, device, precision, on_batch, start_row, above, state):
     "The rows of windows from `src` (None for background), translated and blended into bands (see `blended_bands`)."
     r = blend_ramp(overlap).astype(np.float32)
@@ -417,7 +423,7 @@ def _blend_rows(G, src, ys, xs, Ly, Lx, height, width, overlap, batch_size, devi
             todo = [a for _, a in pending if a is not None]
             outs = iter(())
             if todo:
-                t = _apply(G, torch.stack([rgb_to_tensor(a) for a in todo]), device, precision)
+                t = _apply(G, _to_batch(todo, device), device, precision)
                 outs = iter(((t.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy())
             for i, a in pending: paste(i, None if a is None else next(outs))
             if on_batch: on_batch(len(pending))
@@ -681,8 +687,11 @@ def mask_box(
 def _halve(a:np.ndarray)->np.ndarray:
     "2 x 2 box means of an even-height uint8 band (a last odd column dropped), rounded."
     h, w = a.shape[0] // 2, a.shape[1] // 2
-    b = a[:2 * h, :2 * w].reshape(h, 2, w, 2, 3).astype(np.uint16).sum((1, 3))
-    return ((b + 2) // 4).astype(np.uint8)
+    a = a[:2 * h, :2 * w]
+    b = a[0::2, 0::2].astype(np.uint16)     # (four strided adds: several times faster than a reduction over the 2 x 2 axes)
+    b += a[1::2, 0::2]; b += a[0::2, 1::2]; b += a[1::2, 1::2]
+    b += 2; b >>= 2
+    return b.astype(np.uint8)
 
 class _Strips:
     "Re-cut a stream of full-width bands into strips of `n` rows (the last one shorter)."
