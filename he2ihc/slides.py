@@ -125,7 +125,7 @@ def write_slide_scores(
 
 # %% ../nbs/13_slides.ipynb #0ff4861d
 REPORT_FIELDS = ('slide', 'output', 'status', 'seconds', 'width', 'height', 'mpp', 'tissue_mm2', 'tissue_mpx', 'tissue_mpx_per_s',
-                 'windows', 'windows_translated', 'resumed_rows', 'her2_regions', 'her2_0', 'her2_1+', 'her2_2+', 'her2_3+',
+                 'windows', 'windows_translated', 'resumed_rows', 'precision', 'setup_seconds', 'her2_regions', 'her2_0', 'her2_1+', 'her2_2+', 'her2_3+',
                  'worker', 'error')
 _WORKER_GENERATORS = {}   # per process: (generator file, its mtime, device) -> the loaded generator
 
@@ -176,7 +176,8 @@ def translate_one(
         row |= dict(status='written', width=r.size[0], height=r.size[1], mpp=round(r.mpp[0], 5) if r.mpp else '',
                     tissue_mm2=round(area, 3) if area == area else '', tissue_mpx=round(r.tissue_megapixels, 3),
                     tissue_mpx_per_s=round(r.tissue_megapixels / max(r.seconds, 1e-9), 4), windows=r.n_tiles,
-                    windows_translated=r.n_tissue, resumed_rows=r.resumed_rows,
+                    windows_translated=r.n_tissue, resumed_rows=r.resumed_rows, precision=r.precision,
+                    setup_seconds=round(r.setup_seconds, 2),
                     error='; '.join(f"warning: {w.message}" for w in caught))
         if her2 is not None:
             try:
