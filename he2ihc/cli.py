@@ -156,6 +156,12 @@ def _translate_slide(a):
                         device=a.device, precision=a.precision, detect_tissue=not a.all_tiles, quality=a.quality,
                         overwrite=a.overwrite, progress=_progress(a), resume=not a.restart)
     print(r)
+    if a.her2:
+        from he2ihc.slides import score_slide, write_slide_scores
+        s = score_slide(r.path, he=a.slide, region=a.her2_region, progress=_progress(a))
+        png, table = write_slide_scores(s, r.path)
+        share = ', '.join(f"{k} {s.summary[k]:.0%}" for k in ('0', '1+', '2+', '3+')) if s.summary['regions'] else 'no region scored'
+        print(f"HER2 map: {png} and {table}; {s.summary['regions']} regions scored; share of scored cells: {share}")
     return 0
 
 def _translate_slides(a):
@@ -462,6 +468,8 @@ def build_parser()->argparse.ArgumentParser:
                     help="fp32, bf16 or fp16 autocast, openvino (CPU); auto (default): where the device has native bf16, "
                          "the OpenVINO graph (CPU) or bf16 autocast if its output is within 40 dB of fp32, else fp32")
     ts.add_argument('--restart', action='store_true', help="discard the progress of an interrupted run of OUT instead of continuing it")
+    ts.add_argument('--her2', action='store_true', help="also score HER2 over the virtual slide: OUT.her2.png (the viewer's overlay) and OUT.her2.csv")
+    ts.add_argument('--her2-region', type=_int_in(32), default=512, help="side of the HER2-scored regions with --her2, pixels (default 512)")
     ts.add_argument('-q', '--quiet', action='store_true', help="no progress bar (there is none when output is not a terminal)")
     ts.set_defaults(func=_translate_slide)
 
