@@ -23,12 +23,13 @@ from .checkpoints import load_generator, load_state_checked, read_he2ihc_file, C
 # %% auto #0
 __all__ = ['INFERENCE_PRECISIONS', 'AUTO_TILE_PIXELS', 'AUTO_MIN_PSNR', 'TRANSLATIONS_RECORD', 'OUTPUT_FORMATS', 'RESUME_FORMAT',
            'as_generator', 'test_mode', 'generator_name', 'default_device', 'check_device', 'translate',
-           'cpu_has_native_bf16', 'openvino_available', 'frozen_copy', 'OpenVINOGenerator', 'openvino_generator',
-           'choose_precision', 'window_starts', 'blend_ramp', 'window_weights', 'check_tiling', 'Progress',
-           'blended_bands', 'translate_array_tiled', 'FolderResult', 'generator_fingerprint', 'translate_folder',
-           'SlideReadError', 'open_slide', 'check_level', 'slide_mpp', 'saturation', 'tissue_mask', 'slide_thumbnail',
-           'mask_box', 'pyramid_shapes', 'check_quality', 'tiff_ascii', 'write_pyramidal_tiff', 'synthetic_slide',
-           'SlideResult', 'resume_folder', 'BandSpool', 'translate_slide', 'edge_lines', 'seam_gradients']
+           'cpu_has_native_bf16', 'openvino_available', 'frozen_copy', 'openvino_cache_dir', 'OpenVINOGenerator',
+           'openvino_generator', 'choose_precision', 'window_starts', 'blend_ramp', 'window_weights', 'check_tiling',
+           'Progress', 'blended_bands', 'translate_array_tiled', 'FolderResult', 'generator_fingerprint',
+           'translate_folder', 'SlideReadError', 'open_slide', 'check_level', 'slide_mpp', 'saturation', 'tissue_mask',
+           'slide_thumbnail', 'mask_box', 'pyramid_shapes', 'check_quality', 'tiff_ascii', 'write_pyramidal_tiff',
+           'synthetic_slide', 'SlideResult', 'resume_folder', 'BandSpool', 'translate_slide', 'edge_lines',
+           'seam_gradients']
 
 # %% ../nbs/08_inference.ipynb #a58504e5
 def as_generator(
@@ -200,6 +201,22 @@ def frozen_copy(
             for k, v in values.items(): setattr(m, k, nn.Parameter(v, requires_grad=False))
     return H
 
+def openvino_cache_dir()->Path|None:
+    "Where converted OpenVINO graphs are kept between runs: $HE2IHC_CACHE_DIR, else $XDG_CACHE_HOME/he2ihc (~/.cache/he2ihc); None when set to ''."
+    d = os.environ.get('HE2IHC_CACHE_DIR')
+    if d == '': return None
+    return Path(d).expanduser() if d else Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'he2ihc'
+
+def _graph_key(G:nn.Module, h:int, w:int, ov)->str:
+    "What a converted graph depends on: the weights and class of G, the window shape, and the versions of the converters."
+    from he2ihc import __version__
+    d = hashlib.sha256(f"{type(G).__module__}.{type(G).__qualname__} {h}x{w} openvino {ov.__version__} torch {torch.__version__} "
+                       f"he2ihc {__version__}".encode())
+    for k, v in sorted(G.state_dict().items()):
+        v = v.detach().cpu().contiguous()
+        d.update(f"{k} {v.dtype} {tuple(v.shape)}".encode()); d.update(v.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return d.hexdigest()[:32]
+
 class OpenVINOGenerator(nn.Module):
     "`G` compiled by OpenVINO for the CPU: one graph per window shape, converted on first use; float32 in and out."
     def __init__(self,
@@ -220,24 +237,41 @@ class OpenVINOGenerator(nn.Module):
         self.eval()
 
     def graph(self, h:int, w:int):
-        "The compiled graph for (B, 3, h, w) inputs."
+        "The compiled graph for (B, 3, h, w) inputs: converted, or read from `openvino_cache_dir()` where an earlier run left it."
         if (h, w) not in self.graphs:
-            ov = self.ov
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter('ignore')              # (the tracer's notes on shape-dependent Python branches)
-                from he2ihc.models import fast_cpu_convs
+            ov, cache = self.ov, openvino_cache_dir()
+            saved = cache/'openvino'/f"{_graph_key(self.source[0], h, w, ov)}.xml" if cache else None
+            model = None
+            if saved is not None and saved.exists():
+                try: model = ov.Core().read_model(saved)
+                except Exception: model = None          # (a damaged cache entry: convert again)
+            if model is None: model = self._convert(h, w)
+            if saved is not None and not saved.exists():
                 try:
-                    with fast_cpu_convs(False):
-                        model = ov.convert_model(frozen_copy(self.source[0]).eval(), example_input=torch.zeros(1, 3, h, w),
-                                                 input=[ov.PartialShape([-1, 3, h, w])])
-                except Exception as e:
-                    msg = str(e).strip().splitlines()
-                    raise RuntimeError(f"OpenVINO cannot convert {type(self.source[0]).__name__} ({type(e).__name__}: "
-                                       f"{' '.join(l.strip() for l in msg if 'No conversion rule' in l) or msg[0][:160]}); "
-                                       "use precision 'fp32' or 'bf16'") from None
+                    saved.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = saved.with_name(f".{saved.stem}.{os.getpid()}.xml")
+                    ov.save_model(model, tmp, compress_to_fp16=False)
+                    os.replace(tmp.with_suffix('.bin'), saved.with_suffix('.bin')); os.replace(tmp, saved)   # the .xml last: it marks the entry complete
+                except OSError: pass                     # (a read-only cache: convert each time)
             self.graphs[(h, w)] = ov.Core().compile_model(model, 'CPU', {'INFERENCE_PRECISION_HINT': self.precision,
                                                                        'INFERENCE_NUM_THREADS': self.threads})
         return self.graphs[(h, w)]
+
+    def _convert(self, h:int, w:int):
+        "The OpenVINO model of the generator, traced on a (1, 3, h, w) input, batch left free."
+        from he2ihc.models import fast_cpu_convs
+        ov = self.ov
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter('ignore')              # (the tracer's notes on shape-dependent Python branches)
+            try:
+                with fast_cpu_convs(False):
+                    return ov.convert_model(frozen_copy(self.source[0]).eval(), example_input=torch.zeros(1, 3, h, w),
+                                            input=[ov.PartialShape([-1, 3, h, w])])
+            except Exception as e:
+                msg = str(e).strip().splitlines()
+                raise RuntimeError(f"OpenVINO cannot convert {type(self.source[0]).__name__} ({type(e).__name__}: "
+                                   f"{' '.join(l.strip() for l in msg if 'No conversion rule' in l) or msg[0][:160]}); "
+                                   "use precision 'fp32' or 'bf16'") from None
 
     def forward(self, x:Tensor)->Tensor:
         if x.device.type != 'cpu': raise ValueError(f"an OpenVINO graph runs on the CPU; got a tensor on {x.device}")
