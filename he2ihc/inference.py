@@ -208,10 +208,17 @@ def openvino_cache_dir()->Path|None:
     return Path(d).expanduser() if d else Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'he2ihc'
 
 def _graph_key(G:nn.Module, h:int, w:int, ov)->str:
-    "What a converted graph depends on: the weights and class of G, the window shape, and the versions of the converters."
+    "What a converted graph depends on: G's weights, classes and their source files, the window shape, the converters' versions."
+    import inspect
     from he2ihc import __version__
     d = hashlib.sha256(f"{type(G).__module__}.{type(G).__qualname__} {h}x{w} openvino {ov.__version__} torch {torch.__version__} "
                        f"he2ihc {__version__}".encode())
+    def source(c):
+        try: return inspect.getsourcefile(c) or ''
+        except (TypeError, OSError): return ''       # (a class defined in a notebook or a console has no file)
+    for f in sorted({source(type(m)) for m in G.modules()} - {''}):   # (code edited since: another entry)
+        try: d.update(f.encode()); d.update(Path(f).read_bytes())
+        except OSError: pass
     for k, v in sorted(G.state_dict().items()):
         v = v.detach().cpu().contiguous()
         d.update(f"{k} {v.dtype} {tuple(v.shape)}".encode()); d.update(v.reshape(-1).view(torch.uint8).numpy().tobytes())
