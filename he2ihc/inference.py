@@ -201,6 +201,12 @@ def frozen_copy(
             for k, v in values.items(): setattr(m, k, nn.Parameter(v, requires_grad=False))
     return H
 
+def _hash_state(h, G:nn.Module):
+    "Feed G's state dict (names, dtypes, shapes, bytes) to the hash `h`."
+    for k, v in sorted(G.state_dict().items()):
+        v = v.detach().cpu().contiguous()
+        h.update(f"{k} {v.dtype} {tuple(v.shape)}".encode()); h.update(v.reshape(-1).view(torch.uint8).numpy().tobytes())
+
 def openvino_cache_dir()->Path|None:
     "Where converted OpenVINO graphs are kept between runs: $HE2IHC_CACHE_DIR, else $XDG_CACHE_HOME/he2ihc (~/.cache/he2ihc); None when set to ''."
     d = os.environ.get('HE2IHC_CACHE_DIR')
@@ -219,9 +225,7 @@ def _graph_key(G:nn.Module, h:int, w:int, ov)->str:
     for f in sorted({source(type(m)) for m in G.modules()} - {''}):   # (code edited since: another entry)
         try: d.update(f.encode()); d.update(Path(f).read_bytes())
         except OSError: pass
-    for k, v in sorted(G.state_dict().items()):
-        v = v.detach().cpu().contiguous()
-        d.update(f"{k} {v.dtype} {tuple(v.shape)}".encode()); d.update(v.reshape(-1).view(torch.uint8).numpy().tobytes())
+    _hash_state(d, G)
     return d.hexdigest()[:32]
 
 class OpenVINOGenerator(nn.Module):
@@ -443,7 +447,7 @@ def _to_batch(windows:list, device)->Tensor:
     "uint8 (h, w, 3) windows as a (B, 3, h, w) batch in [-1, 1] on `device`: moved as bytes (pinned on a GPU), scaled there."
     x = torch.from_numpy(np.stack(windows))
     if torch.device(device).type == 'cuda': x = x.pin_memory().to(device, non_blocking=True)
-    return x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    return x.permute(0, 3, 1, 2).contiguous().float().div_(127.5).sub_(1.0)   # (contiguous: a channels-last batch would miss NNPACK)
 
 def _blend_rows(G, src, ys, xs, Ly, Lx, height, width, overlap, batch_size, device, precision, on_batch, start_row, above, state):
     "The rows of windows from `src` (None for background), translated and blended into bands (see `blended_bands`)."
@@ -515,10 +519,7 @@ def generator_fingerprint(
 )->dict:     # {'generator': name, 'sha256': hex digest}
     "Which generator `g` is: a file's name and the SHA-256 of its bytes, or a module's class name and the SHA-256 of its state dict."
     h = hashlib.sha256()
-    if isinstance(g, nn.Module):
-        for k, v in sorted(g.state_dict().items()):
-            v = v.detach().cpu().contiguous()
-            h.update(f"{k} {v.dtype} {tuple(v.shape)}".encode()); h.update(v.reshape(-1).view(torch.uint8).numpy().tobytes())
+    if isinstance(g, nn.Module): _hash_state(h, g)
     else:
         with open(Path(g).expanduser(), 'rb') as f:
             while b := f.read(1 << 20): h.update(b)
