@@ -524,7 +524,7 @@ def reproduce(
     estimate_only:bool=False,  # print the plan and the estimated time, and stop (writing nothing)
     progress:bool=False,   # progress bars (else one line per epoch and per (method, seed))
     log=None,              # where lines go (default: print)
-)->dict:                   # out, the split, every (method, seed)'s record, the estimate, the markdown tables
+)->dict:                   # out, the split, the steps timed, every (method, seed)'s record, the estimate, the markdown tables
     "Train every method of Tables I and II over several seeds, evaluate each, and write the tables beside the paper's."
     from he2ihc.train import PRECISIONS
     log = log or (lambda s: print(s, flush=True))
@@ -578,7 +578,7 @@ def _run(data, out, record, asked, methods, seeds, device, weights, estimate_onl
     log(f"run: {out}: {len(methods)} methods x {n_seeds} seeds; " + ', '.join(f"{count(st)} {st}" for st in CELL_STATES if count(st)))
     schedules = {k: tuple(v) for k, v in (record or {}).get('schedules', {}).items()}
     budget = settings['budget']
-    left, eta = [m for m in methods if any(states[(m, s)] in ('new', 'started') for s in range(n_seeds))], {}
+    left, eta, timed = [m for m in methods if any(states[(m, s)] in ('new', 'started') for s in range(n_seeds))], {}, {}
     if left: log(f"timing a few training steps of {', '.join(left)} on {device or ('cuda' if torch.cuda.is_available() else 'cpu')}:")
     for m in left:
         p = method_preset(m, settings, schedules.get(m))
@@ -587,6 +587,7 @@ def _run(data, out, record, asked, methods, seeds, device, weights, estimate_onl
             schedules[m] = budget_schedule(budget, meas['step_s'], meas['iters_per_epoch'], p.n_epochs, p.n_epochs_decay)
             p = method_preset(m, settings, schedules[m])
         total = p.n_epochs + p.n_epochs_decay
+        timed[m] = dict(step_s=meas['step_s'], iters_per_epoch=meas['iters_per_epoch'], schedule=(p.n_epochs, p.n_epochs_decay))
         for s in range(n_seeds):
             st, ck = states[(m, s)], cell_dir(out, m, s)/'checkpoint.pt'
             if st in ('new', 'started'):
@@ -598,7 +599,7 @@ def _run(data, out, record, asked, methods, seeds, device, weights, estimate_onl
             + f": {duration(sum(eta[(m, s)] for s in range(n_seeds) if (m, s) in eta))} for {n_left} seed{'s' if n_left > 1 else ''}")
     estimate = sum(eta.values())
     if left: log(f"estimated training time: {duration(estimate)} (training steps; each evaluation of {len(splits['test'])} test tiles comes on top)")
-    result = dict(out=out, split=split_line, estimate_s=estimate, cells=[], tables={})
+    result = dict(out=out, split=split_line, estimate_s=estimate, timed=timed, cells=[], tables={})
     if estimate_only: return result
     record = dict(format=RUN_FORMAT, he2ihc_version=__version__, settings=settings, split=dict(described=split_line, train=len(splits['train']),
                   test=len(splits['test'])), schedules={k: list(v) for k, v in schedules.items()},
