@@ -23,13 +23,13 @@ from .checkpoints import load_generator, load_state_checked, read_he2ihc_file, C
 # %% auto #0
 __all__ = ['INFERENCE_PRECISIONS', 'AUTO_TILE_PIXELS', 'AUTO_MIN_PSNR', 'TRANSLATIONS_RECORD', 'OUTPUT_FORMATS', 'RESUME_FORMAT',
            'as_generator', 'test_mode', 'generator_name', 'default_device', 'check_device', 'translate',
-           'cpu_has_native_bf16', 'openvino_available', 'frozen_copy', 'openvino_cache_dir', 'OpenVINOGenerator',
-           'openvino_generator', 'choose_precision', 'window_starts', 'blend_ramp', 'window_weights', 'check_tiling',
-           'Progress', 'blended_bands', 'translate_array_tiled', 'FolderResult', 'generator_fingerprint',
-           'translate_folder', 'SlideReadError', 'open_slide', 'check_level', 'slide_mpp', 'saturation', 'tissue_mask',
-           'slide_thumbnail', 'mask_box', 'pyramid_shapes', 'check_quality', 'tiff_ascii', 'write_pyramidal_tiff',
-           'synthetic_slide', 'SlideResult', 'resume_folder', 'BandSpool', 'translate_slide', 'edge_lines',
-           'seam_gradients']
+           'cpu_has_native_bf16', 'openvino_available', 'frozen_copy', 'openvino_cache_dir', 'openvino_cache_limit',
+           'OpenVINOGenerator', 'openvino_generator', 'choose_precision', 'window_starts', 'blend_ramp',
+           'window_weights', 'check_tiling', 'Progress', 'blended_bands', 'translate_array_tiled', 'FolderResult',
+           'generator_fingerprint', 'translate_folder', 'SlideReadError', 'open_slide', 'check_level', 'slide_mpp',
+           'saturation', 'tissue_mask', 'slide_thumbnail', 'mask_box', 'pyramid_shapes', 'check_quality', 'tiff_ascii',
+           'write_pyramidal_tiff', 'synthetic_slide', 'SlideResult', 'resume_folder', 'BandSpool', 'translate_slide',
+           'edge_lines', 'seam_gradients']
 
 # %% ../nbs/08_inference.ipynb #a58504e5
 def as_generator(
@@ -213,6 +213,28 @@ def openvino_cache_dir()->Path|None:
     if d == '': return None
     return Path(d).expanduser() if d else Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'he2ihc'
 
+def openvino_cache_limit()->int:
+    "Bytes the cache of converted graphs may hold: $HE2IHC_CACHE_GB (default 2); the least recently used graphs go first."
+    s = os.environ.get('HE2IHC_CACHE_GB', '2')
+    try: gb = float(s)
+    except ValueError: gb = -1.0
+    if not gb >= 0: raise ValueError(f"HE2IHC_CACHE_GB={s!r}: the cache's size in GB, a number >= 0 (e.g. 2, or 0.5)")
+    return int(gb * 1e9)
+
+def _prune_cache(folder:Path, limit:int, keep:Path):
+    "Remove the least recently used graphs of `folder` until it holds at most `limit` bytes; `keep` (the one just written) stays."
+    entries = []
+    for x in folder.glob('[!.]*.xml'):                  # (not another process's entry being written)
+        try: entries.append((x.stat().st_mtime, x, x.stat().st_size + x.with_suffix('.bin').stat().st_size))
+        except OSError: pass                            # (removed meanwhile, or incomplete)
+    total = sum(e[2] for e in entries)
+    for _, x, size in sorted(entries):
+        if total <= limit: break
+        if x == keep: continue
+        try: x.unlink(); x.with_suffix('.bin').unlink(missing_ok=True)   # the .xml first: without it the entry is not read
+        except OSError: continue
+        total -= size
+
 def _graph_key(G:nn.Module, h:int, w:int, ov)->str:
     "What a converted graph depends on: G's weights, classes and their source files, the window shape, the converters' versions."
     import inspect
@@ -254,7 +276,7 @@ class OpenVINOGenerator(nn.Module):
             saved = cache/'openvino'/f"{_graph_key(self.source[0], h, w, ov)}.xml" if cache else None
             model = None
             if saved is not None and saved.exists():
-                try: model = ov.Core().read_model(saved)
+                try: model = ov.Core().read_model(saved); os.utime(saved)   # (used now: the last to be pruned)
                 except Exception: model = None          # (a damaged cache entry: convert again)
             if model is None: model = self._convert(h, w)
             if saved is not None and not saved.exists():
@@ -263,6 +285,7 @@ class OpenVINOGenerator(nn.Module):
                     tmp = saved.with_name(f".{saved.stem}.{os.getpid()}.xml")
                     ov.save_model(model, tmp, compress_to_fp16=False)
                     os.replace(tmp.with_suffix('.bin'), saved.with_suffix('.bin')); os.replace(tmp, saved)   # the .xml last: it marks the entry complete
+                    _prune_cache(saved.parent, openvino_cache_limit(), saved)
                 except OSError: pass                     # (a read-only cache: convert each time)
             self.graphs[(h, w)] = ov.Core().compile_model(model, 'CPU', {'INFERENCE_PRECISION_HINT': self.precision,
                                                                        'INFERENCE_NUM_THREADS': self.threads})
