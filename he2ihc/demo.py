@@ -51,7 +51,7 @@ def evaluate_translations(
     her2:bool=True,   # also score HER2 on the virtual and the real IHC, and their agreement
 )->dict:              # mean and per-pair PSNR, SSIM, L1 (and the HER2 agreement of `he2ihc.metrics.her2_agreement`)
     "PSNR, SSIM (8-bit RGB), L1 and HER2 agreement of G's translations of the pairs of `dl` against their real IHC."
-    from he2ihc.metrics import her2_agreement, dab_iod   # (the evaluation chapter, through its public functions)
+    from he2ihc.metrics import her2_agreement, dab_iod, membrane_share   # (the evaluation chapter, through its public functions)
     rows = []
     if G is not None: G.eval()
     with torch.no_grad():
@@ -63,7 +63,7 @@ def evaluate_translations(
                     fa, ra = tensor_to_rgb(a), tensor_to_rgb(b)
                     sf, sr = score_ihc(fa), score_ihc(ra)
                     row |= dict(HER2_fake=sf.score, HER2_real=sr.score, DAB_p90_fake=sf.dab_p90, DAB_p90_real=sr.dab_p90,
-                                IOD_fake=dab_iod(fa), IOD_real=dab_iod(ra))
+                                IOD_fake=dab_iod(fa), IOD_real=dab_iod(ra), Membrane_fake=membrane_share(sf), Membrane_real=membrane_share(sr))
                 rows.append(row)
     out = {k: float(np.mean([r[k] for r in rows])) for k in ('psnr', 'ssim', 'l1')} | dict(n=len(rows), rows=rows)
     if her2:
@@ -72,6 +72,7 @@ def evaluate_translations(
         for r, t in zip(rows, true): r['HER2_true'] = t
         col = lambda k: [r[k] for r in rows]
         out |= her2_agreement(col('HER2_fake'), col('HER2_real'), col('DAB_p90_fake'), col('DAB_p90_real'), col('IOD_fake'), col('IOD_real'),
+                              fake_membrane=col('Membrane_fake'), real_membrane=col('Membrane_real'),
                               true_scores=true if true and None not in true else None)
     return out
 
@@ -136,21 +137,23 @@ def train_demo(
     her2_confusion_figure(results['trained']['rows'], res/'confusion.png', title=f'trained {method}')
     fmt = lambda v, d: f"{v:.{d}f}" if isinstance(v, float) and v == v else 'n/a'
     with open(res/'metrics.csv', 'w', newline='') as f:
-        w = csv.writer(f); w.writerow(['model', 'psnr', 'ssim', 'l1', 'her2_kappa', 'her2_acc', 'dab_p90_r', 'dab_p90_mae', 'pairs'])
+        w = csv.writer(f); w.writerow(['model', 'psnr', 'ssim', 'l1', 'her2_kappa', 'her2_acc', 'dab_p90_r', 'dab_p90_mae', 'membrane_r', 'pairs'])
         for k, r in results.items():
             w.writerow([k, f"{r['psnr']:.3f}", f"{r['ssim']:.4f}", f"{r['l1']:.4f}", fmt(r['HER2_kappa'], 4), fmt(r['HER2_acc'], 4),
-                        fmt(r['DAB_p90_r'], 4), fmt(r['DAB_p90_MAE'], 4), r['n']])
+                        fmt(r['DAB_p90_r'], 4), fmt(r['DAB_p90_MAE'], 4), fmt(r['Membrane_r'], 4), r['n']])
     md = [f"# {method} on the demo dataset", '',
           f"{len(dls.train_ds.pairs)} training pairs ({len(dls.train_ds)} training views per epoch), {results['trained']['n']} held-out pairs; "
           f"{p.n_epochs} + {p.n_epochs_decay} epochs of {p.crop_size}x{p.crop_size} crops, ngf {p.ngf}; "
           f"training took {train_s / 60:.1f} min on {'a GPU' if torch.cuda.is_available() else f'{torch.get_num_threads()} CPU threads'}.", '',
-          '| model | PSNR (dB) | SSIM | L1 | HER2 kappa | HER2 accuracy | DAB p90 r |', '|---|---|---|---|---|---|---|']
+          '| model | PSNR (dB) | SSIM | L1 | HER2 kappa | HER2 accuracy | DAB p90 r | membrane r |', '|---|---|---|---|---|---|---|---|']
     md += [f"| {k} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['l1']:.3f} | {fmt(r['HER2_kappa'], 3)} | {fmt(r['HER2_acc'], 3)} | "
-           f"{fmt(r['DAB_p90_r'], 3)} |" for k, r in results.items()]
+           f"{fmt(r['DAB_p90_r'], 3)} | {fmt(r['Membrane_r'], 3)} |" for k, r in results.items()]
     real_k = results['identity (H&E)'].get('HER2_real_kappa')
     if isinstance(real_k, float):
         md += ['', f"HER2 kappa and accuracy compare the scores `he2ihc.her2.score_ihc` gives the virtual and the real IHC of each "
-                   f"held-out tile; on the real IHC the scorer agrees with the manifest's true scores with quadratic kappa {real_k:.3f}."]
+                   f"held-out tile; on the real IHC the scorer agrees with the manifest's true scores with quadratic kappa {real_k:.3f}. "
+                   "Membrane r correlates, tile by tile, how completely the cell membranes are stained (`he2ihc.metrics.membrane_share`); "
+                   "it is n/a where no tile has a stained membrane, as on H&E."]
     md += ['', demo_verdict(results)[1] + '.']
     (res/'metrics.md').write_text('\n'.join(md) + '\n')
     return dict(results=results, train_seconds=train_s, out=out)

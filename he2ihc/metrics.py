@@ -23,8 +23,8 @@ __all__ = ['WEIGHTS', 'PHV_LAYERS', 'DAB_POSITIVE_OD', 'TABLE_COLUMNS', 'HER2_CO
            'WeightsMissingError', 'weights_dir', 'weights_file', 'load_weights', 'lpips_net', 'lpips_distance',
            'resnet50_net', 'PHV', 'FIDInceptionV3', 'inception_net', 'write_random_weights', 'frechet_distance',
            'fid_from_features', 'kid_from_features', 'dab_od', 'dab_stats', 'dab_fidelity', 'her2_confusion',
-           'quadratic_kappa', 'dab_p90', 'dab_iod', 'her2_agreement', 'Evaluation', 'her2_confusion_figure',
-           'format_table', 'evaluate_folders', 'generator_title', 'evaluate_generator']
+           'quadratic_kappa', 'dab_p90', 'dab_iod', 'membrane_share', 'her2_agreement', 'Evaluation',
+           'her2_confusion_figure', 'format_table', 'evaluate_folders', 'generator_title', 'evaluate_generator']
 
 # %% ../nbs/07_metrics.ipynb #d9d359af
 def _to_unit(a:np.ndarray, device=None)->Tensor:
@@ -361,6 +361,12 @@ def dab_iod(
     d = separate_hdab(as_uint8(img))[1]
     return float(d[d > threshold].sum(dtype=np.float64))
 
+def membrane_share(
+    h,         # `he2ihc.her2.score_ihc`'s result for a tile
+)->float:      # mean over the tile's cells of the share of their membrane sectors that are stained (0 without cells)
+    "How completely the tile's cell membranes are stained: what a HER2 score is read from."
+    return float(np.mean(h.completeness, dtype=np.float64)) if h.n_cells else 0.0
+
 # %% ../nbs/07_metrics.ipynb #bce8ef5a
 def _need(n): return f"n/a (needs {n} tile{'s' if n > 1 else ''})"
 
@@ -372,10 +378,13 @@ def her2_agreement(
     fake_p90, real_p90,        # their `dab_p90`
     fake_iod, real_iod,        # their `dab_iod`
     true_scores=None,          # the tiles' true scores (from the file names, say), or None
-)->dict:                       # HER2_acc, HER2_kappa, DAB_p90_r, DAB_p90_MAE, IOD_r, HER2_order_err (+ HER2_real_*, HER2_virtual_*)
+    fake_membrane=None, real_membrane=None,   # their `membrane_share`, or None
+)->dict:                       # HER2_acc, HER2_kappa, DAB_p90_r, DAB_p90_MAE, IOD_r, HER2_order_err, Membrane_r (+ HER2_real_*, HER2_virtual_*)
     "How alike the virtual and the real IHC of a set of tiles are scored and stained."
     n = len(real_scores)
-    given = (fake_scores, fake_p90, real_p90, fake_iod, real_iod) + (() if true_scores is None else (true_scores,))
+    membrane = fake_membrane is not None and real_membrane is not None
+    given = (fake_scores, fake_p90, real_p90, fake_iod, real_iod) + (() if true_scores is None else (true_scores,)) + \
+            ((fake_membrane, real_membrane) if membrane else ())
     if any(len(x) != n for x in given): raise ValueError(f"need one value per tile in every argument, got lengths {[len(x) for x in (fake_scores, real_scores) + given[1:]]}")
     fp, rp, fi, ri = (np.asarray(x, np.float64) for x in (fake_p90, real_p90, fake_iod, real_iod))
     out = {'HER2_acc': float(np.mean([f == r for f, r in zip(fake_scores, real_scores)])) if n else _need(1),
@@ -389,6 +398,7 @@ def her2_agreement(
         ranked = dr != 0
         out['HER2_order_err'] = float(((df == -dr) + 0.5 * (df == 0))[ranked].mean()) if ranked.any() else float('nan')
     else: out['HER2_order_err'] = _need(2)
+    if membrane: out['Membrane_r'] = _pearson(*(np.asarray(x, np.float64) for x in (fake_membrane, real_membrane))) if n >= 3 else _need(3)
     if true_scores is not None:
         for who, s in (('real', real_scores), ('virtual', fake_scores)):
             out[f'HER2_{who}_acc'] = float(np.mean([a == t for a, t in zip(s, true_scores)])) if n else _need(1)
@@ -397,7 +407,7 @@ def her2_agreement(
 
 # %% ../nbs/07_metrics.ipynb #62ad0333
 TABLE_COLUMNS = ('SSIM', 'PHV_layer1', 'PHV_layer2', 'PHV_layer3', 'PHV_layer4', 'PHV_avg', 'FID', 'KID', 'LPIPS', 'PSNR')
-HER2_COLUMNS = ('HER2_acc', 'HER2_kappa', 'DAB_p90_r', 'DAB_p90_MAE', 'IOD_r', 'HER2_order_err',
+HER2_COLUMNS = ('HER2_acc', 'HER2_kappa', 'DAB_p90_r', 'DAB_p90_MAE', 'IOD_r', 'HER2_order_err', 'Membrane_r',
                 'HER2_real_acc', 'HER2_real_kappa', 'HER2_virtual_acc', 'HER2_virtual_kappa')
 EXTRA_COLUMNS = ('KID_std', 'DAB_MAE', 'DAB_r', 'DAB_area_err') + HER2_COLUMNS + ('n',)
 METRICS = ('ssim', 'psnr', 'lpips', 'phv', 'fid', 'kid', 'dab', 'her2')
@@ -461,7 +471,7 @@ class Evaluation:
             try: hf, hr = score_ihc(fake), score_ihc(real)
             except ValueError as e: raise ValueError(f"{name}: cannot score HER2: {e}") from None
             row |= {'HER2_fake': hf.score, 'HER2_real': hr.score, 'DAB_p90_fake': hf.dab_p90, 'DAB_p90_real': hr.dab_p90,
-                    'IOD_fake': dab_iod(fake), 'IOD_real': dab_iod(real)}
+                    'IOD_fake': dab_iod(fake), 'IOD_real': dab_iod(real), 'Membrane_fake': membrane_share(hf), 'Membrane_real': membrane_share(hr)}
             if (t := score_from_name(name)) is not None: row['HER2_true'] = t
         self.rows.append(row)
         return row
@@ -491,7 +501,8 @@ class Evaluation:
         if 'dab' in self.metrics: out |= dab_fidelity(*self.dab)
         if 'her2' in self.metrics:
             keys = ('HER2_fake', 'HER2_real', 'DAB_p90_fake', 'DAB_p90_real', 'IOD_fake', 'IOD_real')
-            out |= her2_agreement(*([r[k] for r in self.rows] for k in keys))
+            mem = lambda rs: dict(fake_membrane=[r['Membrane_fake'] for r in rs], real_membrane=[r['Membrane_real'] for r in rs])
+            out |= her2_agreement(*([r[k] for r in self.rows] for k in keys), **mem(self.rows))
             known = [r for r in self.rows if 'HER2_true' in r]   # tiles whose file name gives the true score
             if known:
                 g = her2_agreement(*([r[k] for r in known] for k in keys), true_scores=[r['HER2_true'] for r in known])
@@ -523,8 +534,8 @@ def her2_confusion_figure(
 # %% ../nbs/07_metrics.ipynb #1398f28f
 _DECIMALS = dict(SSIM=4, PHV_layer1=4, PHV_layer2=4, PHV_layer3=4, PHV_layer4=4, PHV_avg=4, FID=1, KID=1, LPIPS=4, PSNR=4,
                  KID_std=1, DAB_MAE=4, DAB_r=3, DAB_area_err=4, HER2_acc=3, HER2_kappa=3, DAB_p90_r=3, DAB_p90_MAE=4,
-                 IOD_r=3, HER2_order_err=3, HER2_real_acc=3, HER2_real_kappa=3, HER2_virtual_acc=3, HER2_virtual_kappa=3, n=0)
-_NAN_SHOWN = ('DAB_r', 'HER2_kappa', 'DAB_p90_r', 'IOD_r', 'HER2_order_err', 'HER2_real_kappa', 'HER2_virtual_kappa')   # nan: computed, undefined
+                 IOD_r=3, HER2_order_err=3, Membrane_r=3, HER2_real_acc=3, HER2_real_kappa=3, HER2_virtual_acc=3, HER2_virtual_kappa=3, n=0)
+_NAN_SHOWN = ('DAB_r', 'HER2_kappa', 'DAB_p90_r', 'IOD_r', 'HER2_order_err', 'Membrane_r', 'HER2_real_kappa', 'HER2_virtual_kappa')   # nan: computed, undefined
 
 def _fmt(c, v):
     if isinstance(v, str): return v

@@ -326,7 +326,7 @@ def read_summary(path)->dict:
 
 # %% ../nbs/12_reproduce.ipynb #e66c9583
 FIGURE_COLUMNS = ('SSIM', 'PSNR', 'LPIPS', 'FID', 'KID', 'PHV_avg', 'HER2_kappa', 'DAB_p90_r')
-HIGHER_IS_BETTER = ('SSIM', 'PSNR', 'HER2_acc', 'HER2_kappa', 'DAB_p90_r', 'IOD_r', 'HER2_real_acc', 'HER2_real_kappa',
+HIGHER_IS_BETTER = ('SSIM', 'PSNR', 'HER2_acc', 'HER2_kappa', 'DAB_p90_r', 'IOD_r', 'Membrane_r', 'HER2_real_acc', 'HER2_real_kappa',
                     'HER2_virtual_acc', 'HER2_virtual_kappa')
 
 def collect_runs(
