@@ -137,23 +137,23 @@ def train_demo(
     her2_confusion_figure(results['trained']['rows'], res/'confusion.png', title=f'trained {method}')
     fmt = lambda v, d: f"{v:.{d}f}" if isinstance(v, float) and v == v else 'n/a'
     with open(res/'metrics.csv', 'w', newline='') as f:
-        w = csv.writer(f); w.writerow(['model', 'psnr', 'ssim', 'l1', 'her2_kappa', 'her2_acc', 'dab_p90_r', 'dab_p90_mae', 'membrane_r', 'pairs'])
+        w = csv.writer(f); w.writerow(['model', 'psnr', 'ssim', 'l1', 'her2_kappa', 'her2_acc', 'dab_p90_r', 'dab_p90_mae', 'membrane_r', 'membrane_mae', 'pairs'])
         for k, r in results.items():
             w.writerow([k, f"{r['psnr']:.3f}", f"{r['ssim']:.4f}", f"{r['l1']:.4f}", fmt(r['HER2_kappa'], 4), fmt(r['HER2_acc'], 4),
-                        fmt(r['DAB_p90_r'], 4), fmt(r['DAB_p90_MAE'], 4), fmt(r['Membrane_r'], 4), r['n']])
+                        fmt(r['DAB_p90_r'], 4), fmt(r['DAB_p90_MAE'], 4), fmt(r['Membrane_r'], 4), fmt(r['Membrane_MAE'], 4), r['n']])
     md = [f"# {method} on the demo dataset", '',
           f"{len(dls.train_ds.pairs)} training pairs ({len(dls.train_ds)} training views per epoch), {results['trained']['n']} held-out pairs; "
           f"{p.n_epochs} + {p.n_epochs_decay} epochs of {p.crop_size}x{p.crop_size} crops, ngf {p.ngf}; "
           f"training took {train_s / 60:.1f} min on {'a GPU' if torch.cuda.is_available() else f'{torch.get_num_threads()} CPU threads'}.", '',
-          '| model | PSNR (dB) | SSIM | L1 | HER2 kappa | HER2 accuracy | DAB p90 r | membrane r |', '|---|---|---|---|---|---|---|---|']
+          '| model | PSNR (dB) | SSIM | L1 | HER2 kappa | HER2 accuracy | DAB p90 r | membrane r | membrane MAE |', '|---|---|---|---|---|---|---|---|---|']
     md += [f"| {k} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['l1']:.3f} | {fmt(r['HER2_kappa'], 3)} | {fmt(r['HER2_acc'], 3)} | "
-           f"{fmt(r['DAB_p90_r'], 3)} | {fmt(r['Membrane_r'], 3)} |" for k, r in results.items()]
+           f"{fmt(r['DAB_p90_r'], 3)} | {fmt(r['Membrane_r'], 3)} | {fmt(r['Membrane_MAE'], 3)} |" for k, r in results.items()]
     real_k = results['identity (H&E)'].get('HER2_real_kappa')
     if isinstance(real_k, float):
         md += ['', f"HER2 kappa and accuracy compare the scores `he2ihc.her2.score_ihc` gives the virtual and the real IHC of each "
                    f"held-out tile; on the real IHC the scorer agrees with the manifest's true scores with quadratic kappa {real_k:.3f}. "
-                   "Membrane r correlates, tile by tile, how completely the cell membranes are stained (`he2ihc.metrics.membrane_share`); "
-                   "it is n/a where no tile has a stained membrane, as on H&E."]
+                   "Membrane r correlates, tile by tile, how completely the cell membranes are stained (`he2ihc.metrics.membrane_share`), "
+                   "and membrane MAE is the mean difference of that share; r is n/a where no tile has a stained membrane, as on H&E."]
     md += ['', demo_verdict(results)[1] + '.']
     (res/'metrics.md').write_text('\n'.join(md) + '\n')
     return dict(results=results, train_seconds=train_s, out=out)

@@ -379,7 +379,7 @@ def her2_agreement(
     fake_iod, real_iod,        # their `dab_iod`
     true_scores=None,          # the tiles' true scores (from the file names, say), or None
     fake_membrane=None, real_membrane=None,   # their `membrane_share`, or None
-)->dict:                       # HER2_acc, HER2_kappa, DAB_p90_r, DAB_p90_MAE, IOD_r, HER2_order_err, Membrane_r (+ HER2_real_*, HER2_virtual_*)
+)->dict:                       # HER2_acc, HER2_kappa, DAB_p90_r, DAB_p90_MAE, IOD_r, HER2_order_err, Membrane_r, Membrane_MAE (+ HER2_real_*, HER2_virtual_*)
     "How alike the virtual and the real IHC of a set of tiles are scored and stained."
     n = len(real_scores)
     membrane = fake_membrane is not None and real_membrane is not None
@@ -398,7 +398,10 @@ def her2_agreement(
         ranked = dr != 0
         out['HER2_order_err'] = float(((df == -dr) + 0.5 * (df == 0))[ranked].mean()) if ranked.any() else float('nan')
     else: out['HER2_order_err'] = _need(2)
-    if membrane: out['Membrane_r'] = _pearson(*(np.asarray(x, np.float64) for x in (fake_membrane, real_membrane))) if n >= 3 else _need(3)
+    if membrane:
+        fm, rm = (np.asarray(x, np.float64) for x in (fake_membrane, real_membrane))
+        out['Membrane_r'] = _pearson(fm, rm) if n >= 3 else _need(3)
+        out['Membrane_MAE'] = float(np.abs(fm - rm).mean()) if n else _need(1)
     if true_scores is not None:
         for who, s in (('real', real_scores), ('virtual', fake_scores)):
             out[f'HER2_{who}_acc'] = float(np.mean([a == t for a, t in zip(s, true_scores)])) if n else _need(1)
@@ -407,7 +410,7 @@ def her2_agreement(
 
 # %% ../nbs/07_metrics.ipynb #62ad0333
 TABLE_COLUMNS = ('SSIM', 'PHV_layer1', 'PHV_layer2', 'PHV_layer3', 'PHV_layer4', 'PHV_avg', 'FID', 'KID', 'LPIPS', 'PSNR')
-HER2_COLUMNS = ('HER2_acc', 'HER2_kappa', 'DAB_p90_r', 'DAB_p90_MAE', 'IOD_r', 'HER2_order_err', 'Membrane_r',
+HER2_COLUMNS = ('HER2_acc', 'HER2_kappa', 'DAB_p90_r', 'DAB_p90_MAE', 'IOD_r', 'HER2_order_err', 'Membrane_r', 'Membrane_MAE',
                 'HER2_real_acc', 'HER2_real_kappa', 'HER2_virtual_acc', 'HER2_virtual_kappa')
 EXTRA_COLUMNS = ('KID_std', 'DAB_MAE', 'DAB_r', 'DAB_area_err') + HER2_COLUMNS + ('n',)
 METRICS = ('ssim', 'psnr', 'lpips', 'phv', 'fid', 'kid', 'dab', 'her2')
@@ -534,7 +537,7 @@ def her2_confusion_figure(
 # %% ../nbs/07_metrics.ipynb #1398f28f
 _DECIMALS = dict(SSIM=4, PHV_layer1=4, PHV_layer2=4, PHV_layer3=4, PHV_layer4=4, PHV_avg=4, FID=1, KID=1, LPIPS=4, PSNR=4,
                  KID_std=1, DAB_MAE=4, DAB_r=3, DAB_area_err=4, HER2_acc=3, HER2_kappa=3, DAB_p90_r=3, DAB_p90_MAE=4,
-                 IOD_r=3, HER2_order_err=3, Membrane_r=3, HER2_real_acc=3, HER2_real_kappa=3, HER2_virtual_acc=3, HER2_virtual_kappa=3, n=0)
+                 IOD_r=3, HER2_order_err=3, Membrane_r=3, Membrane_MAE=3, HER2_real_acc=3, HER2_real_kappa=3, HER2_virtual_acc=3, HER2_virtual_kappa=3, n=0)
 _NAN_SHOWN = ('DAB_r', 'HER2_kappa', 'DAB_p90_r', 'IOD_r', 'HER2_order_err', 'Membrane_r', 'HER2_real_kappa', 'HER2_virtual_kappa')   # nan: computed, undefined
 
 def _fmt(c, v):
