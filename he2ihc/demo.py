@@ -12,8 +12,7 @@ import torch
 from torch import nn
 
 from .data import tensor_to_rgb, score_from_name
-from .her2 import score_ihc
-from .metrics import psnr, ssim, l1
+from .metrics import psnr, ssim, l1, her2_readouts, rows_agreement
 from .presets import get_preset
 from .train import stain_learner
 
@@ -49,9 +48,8 @@ def evaluate_translations(
     G:nn.Module,      # generator to evaluate (None: the identity, H&E itself as the prediction)
     dl,               # DataLoader of full-size (H&E, IHC) pairs, in the order of `dl.dataset.pairs`
     her2:bool=True,   # also score HER2 on the virtual and the real IHC, and their agreement
-)->dict:              # mean and per-pair PSNR, SSIM, L1 (and the HER2 agreement of `he2ihc.metrics.her2_agreement`)
+)->dict:              # mean and per-pair PSNR, SSIM, L1 (and the HER2 agreement of `he2ihc.metrics.rows_agreement`)
     "PSNR, SSIM (8-bit RGB), L1 and HER2 agreement of G's translations of the pairs of `dl` against their real IHC."
-    from he2ihc.metrics import her2_agreement, dab_iod, membrane_share   # (the evaluation chapter, through its public functions)
     rows = []
     if G is not None: G.eval()
     with torch.no_grad():
@@ -59,21 +57,14 @@ def evaluate_translations(
             pred = he if G is None else G(he)
             for a, b in zip(pred, ihc):
                 row = dict(psnr=psnr(a[None], b[None]).item(), ssim=ssim(a[None], b[None]).item(), l1=l1(a, b).item())
-                if her2:
-                    fa, ra = tensor_to_rgb(a), tensor_to_rgb(b)
-                    sf, sr = score_ihc(fa), score_ihc(ra)
-                    row |= dict(HER2_fake=sf.score, HER2_real=sr.score, DAB_p90_fake=sf.dab_p90, DAB_p90_real=sr.dab_p90,
-                                IOD_fake=dab_iod(fa), IOD_real=dab_iod(ra), Membrane_fake=membrane_share(sf), Membrane_real=membrane_share(sr))
+                if her2: row |= her2_readouts(tensor_to_rgb(a), tensor_to_rgb(b))
                 rows.append(row)
     out = {k: float(np.mean([r[k] for r in rows])) for k in ('psnr', 'ssim', 'l1')} | dict(n=len(rows), rows=rows)
     if her2:
         pairs = getattr(dl.dataset, 'pairs', [])
         true = [score_from_name(p.name) for p in pairs] if len(pairs) == len(rows) else []
         for r, t in zip(rows, true): r['HER2_true'] = t
-        col = lambda k: [r[k] for r in rows]
-        out |= her2_agreement(col('HER2_fake'), col('HER2_real'), col('DAB_p90_fake'), col('DAB_p90_real'), col('IOD_fake'), col('IOD_real'),
-                              fake_membrane=col('Membrane_fake'), real_membrane=col('Membrane_real'),
-                              true_scores=true if true and None not in true else None)
+        out |= rows_agreement(rows, true_scores=true if true and None not in true else None)
     return out
 
 def _loss_curves(history, path):

@@ -23,8 +23,9 @@ __all__ = ['WEIGHTS', 'PHV_LAYERS', 'DAB_POSITIVE_OD', 'TABLE_COLUMNS', 'HER2_CO
            'WeightsMissingError', 'weights_dir', 'weights_file', 'load_weights', 'lpips_net', 'lpips_distance',
            'resnet50_net', 'PHV', 'FIDInceptionV3', 'inception_net', 'write_random_weights', 'frechet_distance',
            'fid_from_features', 'kid_from_features', 'dab_od', 'dab_stats', 'dab_fidelity', 'her2_confusion',
-           'quadratic_kappa', 'dab_p90', 'dab_iod', 'membrane_share', 'her2_agreement', 'Evaluation',
-           'her2_confusion_figure', 'format_table', 'evaluate_folders', 'generator_title', 'evaluate_generator']
+           'quadratic_kappa', 'dab_p90', 'dab_iod', 'membrane_share', 'her2_agreement', 'her2_readouts',
+           'rows_agreement', 'Evaluation', 'her2_confusion_figure', 'format_table', 'evaluate_folders',
+           'generator_title', 'evaluate_generator']
 
 # %% ../nbs/07_metrics.ipynb #d9d359af
 def _to_unit(a:np.ndarray, device=None)->Tensor:
@@ -408,6 +409,23 @@ def her2_agreement(
             out[f'HER2_{who}_kappa'] = quadratic_kappa(true_scores, s) if n else _need(1)
     return out
 
+def her2_readouts(
+    fake, real,   # the virtual and the real IHC of one pair: uint8 RGB (H, W, 3)
+)->dict:          # HER2_fake/_real, DAB_p90_fake/_real, IOD_fake/_real, Membrane_fake/_real
+    "What the HER2 columns are computed from, for one pair: `score_ihc`'s scores and DAB p90, `dab_iod`, `membrane_share`."
+    hf, hr = score_ihc(fake), score_ihc(real)
+    return {'HER2_fake': hf.score, 'HER2_real': hr.score, 'DAB_p90_fake': hf.dab_p90, 'DAB_p90_real': hr.dab_p90,
+            'IOD_fake': dab_iod(fake), 'IOD_real': dab_iod(real), 'Membrane_fake': membrane_share(hf), 'Membrane_real': membrane_share(hr)}
+
+def rows_agreement(
+    rows,              # one dict of `her2_readouts` per tile (other keys are ignored)
+    true_scores=None,  # the tiles' true scores, or None
+)->dict:               # `her2_agreement` of those tiles
+    "`her2_agreement` of a set of tiles' `her2_readouts`."
+    col = lambda k: [r[k] for r in rows]
+    return her2_agreement(col('HER2_fake'), col('HER2_real'), col('DAB_p90_fake'), col('DAB_p90_real'), col('IOD_fake'), col('IOD_real'),
+                          true_scores=true_scores, fake_membrane=col('Membrane_fake'), real_membrane=col('Membrane_real'))
+
 # %% ../nbs/07_metrics.ipynb #62ad0333
 TABLE_COLUMNS = ('SSIM', 'PHV_layer1', 'PHV_layer2', 'PHV_layer3', 'PHV_layer4', 'PHV_avg', 'FID', 'KID', 'LPIPS', 'PSNR')
 HER2_COLUMNS = ('HER2_acc', 'HER2_kappa', 'DAB_p90_r', 'DAB_p90_MAE', 'IOD_r', 'HER2_order_err', 'Membrane_r', 'Membrane_MAE',
@@ -471,10 +489,8 @@ class Evaluation:
             self.dab[0].append(sf); self.dab[1].append(sr)
             row |= {'DAB_od_fake': sf['dab_od'], 'DAB_od_real': sr['dab_od'], 'DAB_area_fake': sf['dab_area'], 'DAB_area_real': sr['dab_area']}
         if 'her2' in self.metrics:
-            try: hf, hr = score_ihc(fake), score_ihc(real)
+            try: row |= her2_readouts(fake, real)
             except ValueError as e: raise ValueError(f"{name}: cannot score HER2: {e}") from None
-            row |= {'HER2_fake': hf.score, 'HER2_real': hr.score, 'DAB_p90_fake': hf.dab_p90, 'DAB_p90_real': hr.dab_p90,
-                    'IOD_fake': dab_iod(fake), 'IOD_real': dab_iod(real), 'Membrane_fake': membrane_share(hf), 'Membrane_real': membrane_share(hr)}
             if (t := score_from_name(name)) is not None: row['HER2_true'] = t
         self.rows.append(row)
         return row
@@ -503,12 +519,10 @@ class Evaluation:
                 out['KID'], out['KID_std'] = 1000 * m, 1000 * s
         if 'dab' in self.metrics: out |= dab_fidelity(*self.dab)
         if 'her2' in self.metrics:
-            keys = ('HER2_fake', 'HER2_real', 'DAB_p90_fake', 'DAB_p90_real', 'IOD_fake', 'IOD_real')
-            mem = lambda rs: dict(fake_membrane=[r['Membrane_fake'] for r in rs], real_membrane=[r['Membrane_real'] for r in rs])
-            out |= her2_agreement(*([r[k] for r in self.rows] for k in keys), **mem(self.rows))
+            out |= rows_agreement(self.rows)
             known = [r for r in self.rows if 'HER2_true' in r]   # tiles whose file name gives the true score
             if known:
-                g = her2_agreement(*([r[k] for r in known] for k in keys), true_scores=[r['HER2_true'] for r in known])
+                g = rows_agreement(known, true_scores=[r['HER2_true'] for r in known])
                 out |= {k: v for k, v in g.items() if k.startswith(('HER2_real_', 'HER2_virtual_'))}
         out['n'] = n
         return {c: out[c] for c in TABLE_COLUMNS + EXTRA_COLUMNS if c in out}
