@@ -905,7 +905,7 @@ class SlideResult:
                 f"{self.tiles_per_s:.2f} windows/s, {self.megapixels_per_s:.2f} Mpx/s, {self.precision}"
                 + (f"; resumed after {self.resumed_rows} finished rows of windows" if self.resumed_rows else ""))
 
-RESUME_FORMAT = 'he2ihc-slide-progress-1'
+RESUME_FORMAT = 'he2ihc-slide-progress-2'   # (1 kept one overlap file for all rows)
 
 def resume_folder(out)->Path:
     "Where `translate_slide` keeps the finished bands of `out` until it is written: .NAME.resume beside it."
@@ -930,9 +930,10 @@ class BandSpool:
             warnings.warn(f"{self.dir}: progress of an interrupted run with another slide, generator or settings; starting over", stacklevel=3)
             shutil.rmtree(self.dir)
     def _band(self, k): return self.dir/f"band-{k:05d}.zst"
+    def _above(self, k): return self.dir/f"above-{k:05d}.npy"
     def above(self):
         "The unblended overlap rows below the last finished band (None when there is none)."
-        f = self.dir/'above.npy'
+        f = self._above(self.rows - 1)
         return np.load(f) if self.rows and f.is_file() else None
     def replay(self):
         "The finished bands, in order."
@@ -943,14 +944,15 @@ class BandSpool:
         row:int,
         above,            # what the next row blends into (None after the last row)
     ):
-        "Keep a finished band: the band and the overlap first, then the record that counts them (each written atomically)."
+        "Keep a finished band: the band and its overlap first, then the record that counts them (each written atomically)."
         self.dir.mkdir(exist_ok=True)
         with atomic_write(self._band(row)) as t: t.write_bytes(self.codec.zstd_encode(np.ascontiguousarray(band), level=1))
-        if above is not None:
-            with atomic_write(self.dir/'above.npy') as t, open(t, 'wb') as f: np.save(f, above)
+        if above is not None:   # (a file per row: until the record counts this row, the previous row's overlap is what a resume needs)
+            with atomic_write(self._above(row)) as t, open(t, 'wb') as f: np.save(f, above)
         self.rows, self.heights = row + 1, self.heights + [len(band)]
         with atomic_write(self.dir/'progress.json') as t:
             t.write_text(json.dumps(dict(format=RESUME_FORMAT, key=self.key, rows=self.rows, heights=self.heights)))
+        if row: self._above(row - 1).unlink(missing_ok=True)
     def discard(self):
         "Remove the progress (the slide is written, or it is to be translated afresh)."
         shutil.rmtree(self.dir, ignore_errors=True); self.rows, self.heights = 0, []
