@@ -927,7 +927,9 @@ class BandSpool:
         if old is not None and old.get('format') == RESUME_FORMAT and old.get('key') == key:
             self.rows, self.heights = old['rows'], old['heights']
         elif self.dir.exists():
-            warnings.warn(f"{self.dir}: progress of an interrupted run with another slide, generator or settings; starting over", stacklevel=3)
+            why = (f"written by another version of he2ihc (format {old.get('format')!r}, this one reads {RESUME_FORMAT!r})"
+                   if old is not None and old.get('format') != RESUME_FORMAT else "of an interrupted run with another slide, generator or settings")
+            warnings.warn(f"{self.dir}: progress {why}; starting over", stacklevel=3)
             shutil.rmtree(self.dir)
     def _band(self, k): return self.dir/f"band-{k:05d}.zst"
     def _above(self, k): return self.dir/f"above-{k:05d}.npy"
