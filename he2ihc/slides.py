@@ -220,6 +220,10 @@ def local_cluster(
     # one task (slide) at a time per worker; its torch threads are set by `translate_one`
     return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR)
 
+def _held(x):
+    "`x` itself (a task whose result is the generator module of `translate_slides`)."
+    return x
+
 def translate_slides(
     generator,                    # an exported generator or training checkpoint file (every worker must see it), or a module
     slides,                       # a folder of slides, a CSV manifest, or a list of slide paths (see `list_slides`)
@@ -267,12 +271,16 @@ def translate_slides(
         from distributed import Client, as_completed
         from distributed.client import FutureCancelledError
         from distributed.scheduler import KilledWorker
-        from he2ihc.slides import translate_one as task   # by its module's name: workers import it rather than receive a copy
+        from he2ihc.slides import translate_one as task, _held   # by their module's name: workers import them rather than receive copies
         cluster = None if scheduler else local_cluster(n_workers)
         threads = threads_per_worker or (None if scheduler else max(1, (os.cpu_count() or 1) // len(cluster.workers)))
         try:
             with Client(scheduler or cluster) as client:
-                g = client.scatter(generator, broadcast=True, hash=False) if isinstance(generator, nn.Module) else generator
+                # a module goes to the workers as the result of one task, not scattered: scattered data dies with the
+                # workers holding it, while a lost task result is made again (a worker killed mid-run lost the generator)
+                with warnings.catch_warnings():
+                    warnings.filterwarnings('ignore', message='.*[Ll]arge graph')
+                    g = client.submit(_held, generator, pure=False) if isinstance(generator, nn.Module) else generator
                 futs = {client.submit(task, g, str(s), str(o), slide_kw, h, threads, pure=False): (s, o)
                         for s, o in todo}
                 for f in as_completed(futs):
