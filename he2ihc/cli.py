@@ -13,7 +13,7 @@ from .data import check_pairs, check_output, atomic_write, exclusive_lock
 from .synthetic import make_demo_dataset
 from .magnification import build_multimag_dataset, read_multimag_manifest, ResizeUpscaler, RRDBUpscaler
 from .train import PRESETS, PRECISIONS, get_preset, stain_learner, makes_multimag, CheckpointError, NonFiniteLossError
-from .demo import DEMO_SETTINGS, train_demo
+from .demo import DEMO_METHOD, demo_settings, train_demo
 from .metrics import METRICS, evaluate_folders, evaluate_generator, format_table, dab_iod, quadratic_kappa
 from .inference import translate_folder, translate_slide, INFERENCE_PRECISIONS
 from .reproduce import reproduce, SPLITS, DEFAULT_SEEDS
@@ -51,7 +51,7 @@ def _progress(a):
 def _make_demo(a):
     check_output(a.path, 'folder', 'dataset folder')
     t0 = time.perf_counter()
-    path = make_demo_dataset(a.path, n_train=a.n_train, n_val=a.n_val, size=a.size, layout=a.layout, seed=a.seed,
+    path = make_demo_dataset(a.path, n_train=a.n_train, n_val=a.n_val, size=a.size, layout=a.layout, seed=a.seed, section=a.section,
                              max_shift=a.max_shift, max_rotation=a.max_rotation, max_warp=a.max_warp,
                              progress=_progress(a))
     val = 'val' if a.layout == 'mist' else 'test'
@@ -240,7 +240,7 @@ def _train_locked(a, out:Path, ck:Path):
     else: p = get_preset(a.method or 'ours', **{k: v for k, v in dict(n_epochs=a.epochs, n_epochs_decay=a.decay, crop_size=a.crop).items()
                                                 if v is not None}, **_overrides(a.set))
     mm = MultiMagViews(p.crop_size) if p.multimag and not (Path(a.data)/'multimag.json').exists() else None
-    dls = paired_dls(a.data, crop_size=p.crop_size, bs=a.bs, unpaired=p.unpaired, multimag=mm)
+    dls = paired_dls(a.data, crop_size=p.crop_size, bs=a.bs, unpaired=p.unpaired, multimag=mm, crops_per_tile=p.crops_per_tile)
     learn = stain_learner(dls, p, precision=a.precision, checkpoint=ck, checkpoint_every=a.checkpoint_every, seed=a.seed)
     start = learn.load_checkpoint(ck).resume_epoch if a.resume else 0
     total = p.n_epochs + p.n_epochs_decay
@@ -274,7 +274,7 @@ def _demo(a):
         raise FileExistsError(f"{out} already holds a demo run (checkpoint.pt, generator.pt, results/); continue it with --resume, "
                               "replace it with --overwrite, or choose another --out")
     with _locked_run(out, 'demo run'):
-        r = train_demo(a.out, data=a.data, method=a.method or 'ours', resume=a.resume, seed=a.seed, progress=_progress(a),
+        r = train_demo(a.out, data=a.data, method=a.method or DEMO_METHOD, section=a.section, resume=a.resume, seed=a.seed, progress=_progress(a),
                    **{k: v for k, v in dict(n_epochs=a.epochs, n_epochs_decay=a.decay).items() if v is not None}, **_overrides(a.set))
     out = Path(r['out'])
     print((out/'results/metrics.md').read_text())   # (its last line is `demo_verdict`'s, on the HER2 measures)
@@ -306,6 +306,8 @@ def build_parser()->argparse.ArgumentParser:
     m.add_argument('--size', type=int, default=256, help="tile side in pixels (default 256)")
     m.add_argument('--layout', choices=('mist', 'bci'), default='mist', help="folder layout (default mist)")
     m.add_argument('--seed', type=int, default=0, help="random seed (default 0)")
+    m.add_argument('--section', choices=('adjacent', 'same'), default='adjacent',
+                   help="IHC of the adjacent section, misaligned within the bounds below (default), or of the same section restained, aligned")
     m.add_argument('--max-shift', type=float, default=6.0, help="IHC section shift bound, pixels (default 6)")
     m.add_argument('--max-rotation', type=float, default=2.0, help="IHC section rotation bound, degrees (default 2)")
     m.add_argument('--max-warp', type=float, default=3.0, help="IHC section elastic warp bound, pixels (default 3)")
@@ -355,14 +357,17 @@ def build_parser()->argparse.ArgumentParser:
     t.add_argument('-q', '--quiet', action='store_true', help="no progress bars (there are none when output is not a terminal)")
     t.set_defaults(func=_train)
 
-    d = sub.add_parser('demo', help="train the paper's method on the synthetic demo dataset and compare it with its baselines",
+    d = sub.add_parser('demo', help="train the paper's method (with he2ihc's small-data recipe) on the synthetic demo dataset and judge it",
                        description="Make the demo dataset if missing, train on a CPU-sized schedule, and write samples, loss "
                                    "curves and metrics (trained vs untrained generator vs the H&E input) to OUT/results.")
     d.add_argument('--out', type=Path, default=Path('demo_run'), help="run folder (default ./demo_run)")
     d.add_argument('--data', type=Path, default=None, help="dataset to use instead of OUT/data (made if missing)")
-    d.add_argument('--method', choices=list(PRESETS), default=None, help="method preset (default ours)")
-    d.add_argument('--epochs', type=int, default=None, help=f"epochs at the initial learning rate (default {DEMO_SETTINGS['n_epochs']})")
-    d.add_argument('--decay', type=int, default=None, help=f"epochs of linear decay (default {DEMO_SETTINGS['n_epochs_decay']})")
+    d.add_argument('--method', choices=list(PRESETS), default=None, help=f"method preset (default {DEMO_METHOD}: the paper's generator and objective with he2ihc's recipe; ours: the paper's as it is)")
+    d.add_argument('--section', choices=('same', 'adjacent'), default='same',
+                   help="when OUT/data is made: IHC of the same section restained, aligned (default), or of the adjacent section, misaligned")
+    d.add_argument('--epochs', type=int, default=None, help=f"epochs at the initial learning rate (default: {demo_settings()['n_epochs']} for "
+                   f"{DEMO_METHOD}; every method gets about 1,536 iterations)")
+    d.add_argument('--decay', type=int, default=None, help=f"epochs of linear decay (default: {demo_settings()['n_epochs_decay']} for {DEMO_METHOD})")
     d.add_argument('--resume', action='store_true', help="continue an interrupted demo from OUT/checkpoint.pt")
     d.add_argument('--seed', type=int, default=0, help="random seed (default 0)")
     d.add_argument('--set', nargs='+', action='extend', metavar='NAME=VALUE', help="override settings, e.g. --set ngf=16 (may be repeated)")

@@ -568,6 +568,7 @@ class PairedTiles(torch.utils.data.Dataset):
         warn:bool=True,      # warn about each converted (not 8-bit RGB) image, in each loader process
         multimag=None,       # pair transform replacing the random crop, e.g. `he2ihc.magnification.MultiMagViews(crop_size)`
         cache:dict=None,     # decoded tiles by path (`decode_tiles`); files not in it are read from disk
+        crops_per_tile:int=1,# random crops each tile gives per epoch (without `multimag`)
     ):
         if not pairs: raise ValueError("no pairs to load")
         if crop_size is not None and crop_size < 1: raise ValueError(f"crop_size must be a positive number of pixels or None, got {crop_size}")
@@ -576,12 +577,15 @@ class PairedTiles(torch.utils.data.Dataset):
             if getattr(multimag, 'size', crop_size) != crop_size:
                 raise ValueError(f"multimag draws {multimag.size}-pixel views but crop_size is {crop_size}; pass crop_size={multimag.size}")
         self.pairs, self.crop_size, self.flip, self.vflip, self.unpaired, self.warn = list(pairs), crop_size, flip, vflip, unpaired, warn
-        self.multimag, self.cache = multimag, cache
+        if crops_per_tile < 1: raise ValueError(f"crops_per_tile must be at least 1, got {crops_per_tile}")
+        if crops_per_tile > 1 and multimag is not None:
+            raise ValueError(f"crops_per_tile={crops_per_tile} is for random crops; multimag views are a plan of their own: use one or the other")
+        self.multimag, self.cache, self.crops_per_tile = multimag, cache, crops_per_tile
 
     @property
     def views_per_tile(self)->int:
-        "Training items each tile gives per epoch: 1, or with `multimag` the views of its plan."
-        return getattr(self.multimag, 'views_per_tile', 1) if self.multimag is not None else 1
+        "Training items each tile gives per epoch: `crops_per_tile` random crops, or with `multimag` the views of its plan."
+        return getattr(self.multimag, 'views_per_tile', 1) if self.multimag is not None else self.crops_per_tile
 
     def __len__(self): return len(self.pairs) * self.views_per_tile
 
@@ -674,6 +678,7 @@ def paired_dls(
     device=None,             # where batches go; None: fastai's default device (CUDA when present)
     check:bool=True,         # refuse a dataset whose headers show errors
     multimag=None,           # training views in place of the random crop: a `he2ihc.magnification.MultiMagViews(crop_size)`
+    crops_per_tile:int=1,    # random training crops of each tile per epoch (without `multimag`)
     cache='auto',            # keep decoded tiles in memory: True, False, or 'auto' (when they take at most `CACHE_LIMIT` bytes)
 )->DataLoaders:
     "fastai `DataLoaders` of (H&E, IHC) batches in [-1, 1] from a paired dataset."
@@ -709,7 +714,8 @@ def paired_dls(
     if cache == 'auto':   # decoded size from the headers read by the check (2 tiles x w x h x 3 bytes per pair)
         cache = rep is not None and sum(2 * 3 * w * h for w, h in (rep.tile_sizes[p] for p in used)) <= CACHE_LIMIT
     tiles = decode_tiles(used, warn=not check) if cache else None
-    train_ds = PairedTiles(splits[train_split], crop_size, flip=flip, vflip=vflip, unpaired=unpaired, warn=not check, multimag=multimag, cache=tiles)
+    train_ds = PairedTiles(splits[train_split], crop_size, flip=flip, vflip=vflip, unpaired=unpaired, warn=not check, multimag=multimag, cache=tiles,
+                           crops_per_tile=crops_per_tile)
     valid_ds = PairedTiles(splits[valid_split], warn=not check, cache=tiles)
     pin = device.type == 'cuda'   # page-locked batches copy to the GPU asynchronously
     train = PairedDL(train_ds, bs=bs, shuffle=True, drop_last=len(train_ds) >= bs, num_workers=num_workers, device=device, pin_memory=pin)

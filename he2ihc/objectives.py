@@ -69,11 +69,23 @@ class StainObjective:
         self.asp = ASPLoss.from_mode(p.asp_mode, n_epochs=p.n_epochs, n_epochs_decay=p.n_epochs_decay, tau=p.nce_tau) if p.lambda_asp else None
         self.gp = GaussianPyramidLoss(p.gp_weights) if p.lambda_gp else None
         self.pools = [ImagePool(p.pool_size), ImagePool(p.pool_size)]
+        if p.warmup_epochs < 0: raise ValueError(f"warmup_epochs must be >= 0, got {p.warmup_epochs}")
+        if p.warmup_epochs and (p.cycle or p.unpaired):
+            raise ValueError(f"a warm-up on pixel terms needs aligned pairs; {p.name!r} trains on unpaired data: set warmup_epochs=0")
+        if p.warmup_epochs and not (p.lambda_l1 or p.pyramid_weights or p.lambda_gp):
+            raise ValueError(f"{p.name!r} has no pixel term to warm up on (lambda_l1, pyramid_weights, lambda_gp): set one, or warmup_epochs=0")
+
+    def warming(self,
+        epoch:int|None,   # current epoch, counted from 1; None: not in a training run
+    )->bool:
+        "Whether `epoch` is a warm-up epoch, trained on the pixel terms alone (no discriminator, no PatchNCE or ASP)."
+        return epoch is not None and epoch <= self.preset.warmup_epochs
 
     # --- paired methods: pix2pix, PyramidP2P, CUT, ASP and ours --------------------------------
-    def translate(self, nets:Passes, he:Tensor, ihc:Tensor)->tuple:
+    def translate(self, nets:Passes, he:Tensor, ihc:Tensor, epoch:int|None=None)->tuple:
         "The generator's pass: (output, encoder features of its input); with CUT's identity term the IHC goes through too."
         p = self.preset
+        if self.warming(epoch): return nets.G(he), []   # the warm-up's pixel terms need no features
         inp = torch.cat([he, ihc]) if p.nce_idt else he
         return nets.forward_features(inp, p.nce_layers) if nets.F is not None else (nets.G(inp), [])
 
@@ -103,7 +115,7 @@ class StainObjective:
         if p.pyramid_weights:
             octs = bci_pyramid_l1(fake, ihc, len(p.pyramid_weights))
             g['pyramid_L1'] = (octs * octs.new_tensor(p.pyramid_weights)).sum()
-        if nets.F is not None:
+        if nets.F is not None and not self.warming(epoch):
             layers = p.nce_layers
             f_fake = nets.encode(fake, layers)
             if p.lambda_nce: g['NCE'] = self._nce(nets, [f[:n].detach() for f in f_inp], f_fake, p.lambda_nce, epoch)

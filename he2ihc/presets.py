@@ -44,6 +44,7 @@ class Preset:
     # losses (weights as applied to each term)
     gan_mode:str = 'lsgan'
     lambda_gan:float = 1.0
+    warmup_epochs:int = 0          # epochs of the pixel terms alone (L1, pyramids) before the others start: he2ihc's demo recipe
     lambda_l1:float = 0.0
     pyramid_weights:tuple = ()     # PyramidP2P: one weight per octave, full resolution first
     lambda_cycle:float = 0.0       # CycleGAN
@@ -62,6 +63,7 @@ class Preset:
     cycle:bool = False             # two generators and two discriminators (CycleGAN)
     unpaired:bool = False          # train on random partners (CycleGAN, CUT)
     multimag:bool = False          # multi-magnification views (the paper's strategy)
+    crops_per_tile:int = 1         # random crops of each tile per epoch, without multimag (he2ihc's demo recipe: 4)
     crop_size:int = 512
     flip:bool = True
     n_epochs:int = 30
@@ -98,6 +100,10 @@ PRESETS = {p.name: p for p in [
     Preset('ours', 'asp + AMMFI + multi-magnification (Qu et al. 2024)', ammfi=True, multimag=True, **_asp),
     Preset('ours_attention', 'asp + AMMFI (Table II ablation)', ammfi=True, **_asp),
     Preset('ours_multimag', 'asp + multi-magnification (Table II ablation)', multimag=True, **_asp),
+    # not in the paper: he2ihc's recipe for a small dataset on a CPU (tutorials/demo.ipynb has the ablation of each setting)
+    Preset('ours_fast', "ours_attention + he2ihc's small-data CPU recipe: L1 x100, a pixel-loss warm-up, 4 random crops per tile",
+           ammfi=True, lambda_l1=100., crops_per_tile=4, ngf=16, crop_size=96, warmup_epochs=4,
+           **{**_asp, 'd_layers': 3, 'n_epochs': 4, 'n_epochs_decay': 2}),
 ]}
 
 def get_preset(
@@ -113,11 +119,12 @@ def get_preset(
 def presets_table(
     fields=('g_arch', 'g_blocks', 'g_norm', 'ammfi', 'd_layers', 'ndf', 'gan_mode', 'lambda_l1', 'pyramid_weights',
             'lambda_cycle', 'lambda_nce', 'nce_idt', 'lambda_asp', 'lambda_gp', 'unpaired', 'multimag', 'n_epochs', 'n_epochs_decay'),
+    presets=None,   # names of the presets to show (default: all)
 )->str:
     "A markdown table of the presets over `fields`."
     head = '| method | ' + ' | '.join(fields) + ' |\n|' + '---|' * (len(fields) + 1) + '\n'
     fmt = lambda v: ('x'.join(f'{w:g}' for w in v) if v else '-') if isinstance(v, tuple) else f'{v:g}' if isinstance(v, float) else str(v)
-    return head + '\n'.join(f'| {p.name} | ' + ' | '.join(fmt(getattr(p, f)) for f in fields) + ' |' for p in PRESETS.values())
+    return head + '\n'.join(f'| {p.name} | ' + ' | '.join(fmt(getattr(p, f)) for f in fields) + ' |' for p in (PRESETS[n] for n in (presets or PRESETS)))
 
 # %% ../nbs/06a_presets.ipynb #8d57af75
 class StainModel(nn.Module):

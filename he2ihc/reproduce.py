@@ -255,7 +255,7 @@ def cell_dls(
     "Training loaders for preset `p` (views or partners as it trains), validating on the first `N_MONITOR` test tiles."
     index = PairIndex(Path(root), 'mist', {'train': splits['train'], 'val': splits['test'][:N_MONITOR]})
     return paired_dls(index, crop_size=p.crop_size, bs=bs, unpaired=p.unpaired, valid_split='val', device=device,
-                      multimag=MultiMagViews(p.crop_size) if p.multimag else None)
+                      multimag=MultiMagViews(p.crop_size) if p.multimag else None, crops_per_tile=p.crops_per_tile)
 
 class EpochLine(Callback):
     "One line per finished epoch, for logs where there are no progress bars."

@@ -234,7 +234,8 @@ def make_demo_dataset(
     size:int=256,            # tile side in pixels
     layout:str='mist',       # 'mist' (trainA/ trainB/ valA/ valB/) or 'bci' (HE/ IHC/ x train/ test/)
     seed:int=0,              # the same seed writes the same dataset
-    max_shift:float=6.0,     # misalignment bounds of the IHC section, as in `synth_pair`
+    section:str='adjacent',  # 'adjacent': the IHC is the next section, misaligned within the bounds below; 'same': the same section restained, aligned
+    max_shift:float=6.0,     # misalignment bounds of an adjacent IHC section, as in `synth_pair`
     max_rotation:float=2.0,
     max_warp:float=3.0,
     n_workers:int=None,      # processes drawing pairs; None: one per CPU (at most 8) where processes fork, else 0 (this process)
@@ -244,6 +245,8 @@ def make_demo_dataset(
     if layout not in _DEMO_DIRS: raise ValueError(f"layout must be one of {list(_DEMO_DIRS)}, got {layout!r}")
     if size < 32: raise ValueError(f"size must be at least 32 pixels, got {size}")
     if min(n_train, n_val) < 0: raise ValueError("n_train and n_val must be >= 0")
+    if section not in ('adjacent', 'same'): raise ValueError(f"section must be 'adjacent' or 'same', got {section!r}")
+    if section == 'same': max_shift = max_rotation = max_warp = 0.0
     path = _prepare(path)
     _write_manifest(path, [])   # the header first: a run interrupted from here on can simply be run again
     (tr, trd), (va, vad) = _DEMO_DIRS[layout].items()

@@ -209,7 +209,7 @@ class StainTrainer(Callback):
                 try: self._g, self._fakes = self.objective.cycle_generator_terms(self._passes, he, ihc)
                 finally: set_requires_grad([self.net.D, self.net.D_B], True)
                 return self._fakes[0]
-            self._out, self._f_inp = self.objective.translate(self._passes, he, ihc)
+            self._out, self._f_inp = self.objective.translate(self._passes, he, ihc, self.epoch + 1)
             # the generator terms D does not see, computed now in the same cached pass: D's update does not change them
             self._g = self.objective.generator_terms(self._passes, he, ihc, self._out, self._f_inp, self.epoch + 1)
         return self._out[:len(he)]
@@ -223,6 +223,7 @@ class StainTrainer(Callback):
         he, ihc, fake = self.xb[0], self.yb[0], self.pred
         self._follow_generator_hypers()
         if self.preset.cycle: g = self._g
+        elif obj.warming(self.epoch + 1): g, self._d = self._g, {}   # warm-up: no discriminator, no adversarial term
         else:
             with parametrize.cached():   # one spectral-norm estimate per network for the discriminator's update
                 with self._autocast(): d = obj.discriminator_terms(ps, he, ihc, fake)
