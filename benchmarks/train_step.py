@@ -10,7 +10,8 @@ rounds, interleaved (round 1: asp, ours, ...; round 2: ...), so that a machine w
 compare methods by the ratios of one run. `--reference PATH` adds the public ASP implementation's step (a checkout of
 github.com/lifangda01/AdaptiveSupervisedPatchNCE; see reference_step.py) to the rounds. A method written `asp@onednn`
 runs that preset with PyTorch's default CPU convolutions instead of NNPACK's (he2ihc.models.fast_cpu_convs), and
-`asp@compile` with torch.compile (GPU), so one run can show what each part of the speed-up is worth.
+`asp@compile` with torch.compile (GPU), so one run can show what each part of the speed-up is worth; `ours@bf16` (or
+@fp32, @fp16) trains that row in its own precision, so fp32 and bf16 steps can be interleaved in one run.
 
 FLOPs per step are counted once per method with torch.utils.flop_counter (matrix products and convolutions, forward
 and backward, as a direct convolution does them: NNPACK's Winograd and FFT convolutions do fewer multiplications, so
@@ -60,7 +61,9 @@ class He2ihcStep:
         from he2ihc.train import stain_learner
         from he2ihc.models import fast_cpu_convs
         method, *flags = method.split('@')
-        if set(flags) - {'onednn', 'compile'}: raise SystemExit(f"unknown method suffix in {method}@{'@'.join(flags)}: use @onednn or @compile")
+        if set(flags) - {'onednn', 'compile', 'fp32', 'bf16', 'fp16'}:
+            raise SystemExit(f"unknown method suffix in {method}@{'@'.join(flags)}: use @onednn, @compile, @fp32, @bf16 or @fp16")
+        precision = next((f for f in flags if f in ('fp32', 'bf16', 'fp16')), precision)   # a method's own precision, e.g. ours@bf16
         self.convs = (lambda: fast_cpu_convs(False)) if 'onednn' in flags else contextlib.nullcontext
         compile = compile or 'compile' in flags
         global _demo
@@ -170,7 +173,7 @@ def main(argv=None):
     for m, r in res.items():
         gflop = 0 if a.no_flops else count_flops(steps[m]) / 1e9
         util = gflop / r['s_per_iter'] / (peak * 1e3) if peak and gflop else None
-        rows.append(dict(device=name, method=m, size=a.size, bs=a.bs, precision=a.precision + (' cl' if a.channels_last else ''),
+        rows.append(dict(device=name, method=m, size=a.size, bs=a.bs, precision=getattr(getattr(steps[m], 't', None), 'precision', 'fp32') + (' cl' if a.channels_last else ''),
                          gflop=gflop, utilisation=util, ratio=r['s_per_iter'] / first, **r))
         print(f"{m}: {r['s_per_iter']:.3f} s/iter ({r['images_per_s']:.2f} images/s), {gflop:.0f} GFLOP/step, "
               f"peak memory {r['peak_mem'] / 2**30:.2f} GiB, ratio to {next(iter(res))} {r['s_per_iter'] / first:.3f}, "
