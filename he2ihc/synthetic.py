@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_synthetic.ipynb #328b7bd5
 from __future__ import annotations
-import csv, math, multiprocessing, os, time
+import csv, math, multiprocessing, os, re, time
 from pathlib import Path
 import numpy as np
 from PIL import Image
@@ -200,16 +200,29 @@ def _save_png(a, f):
     "Write a PNG atomically (`atomic_write`), so an interrupted run never leaves half a file."
     with atomic_write(f) as tmp: Image.fromarray(a).save(tmp, format='PNG')
 
+_DEMO_TILE = re.compile(r'^\d{5}_(train|val|test)_(0|1\+|2\+|3\+)\.png$')   # a tile `make_demo_dataset` writes
+
 def _prepare(path):
+    "The folder to write a demo dataset to: new, empty, or an earlier demo dataset, whose tiles are removed (and nothing else)."
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir(): raise NotADirectoryError(f"{path}: not a folder")
     if path.exists() and any(path.iterdir()):
         man = path/'manifest.csv'
         if not (man.is_file() and man.read_text().startswith(','.join(MANIFEST_FIELDS[:3]))):
             raise FileExistsError(f"{path} is not empty and holds no he2ihc demo dataset; choose an empty or new folder")
-        import shutil   # a previous demo dataset: replace it
-        for d in ('trainA', 'trainB', 'valA', 'valB', 'HE', 'IHC'):
-            if (path/d).is_dir(): shutil.rmtree(path/d)
+        dirs = {d for lay in _DEMO_DIRS.values() for pair in lay.values() for d in pair} | {'HE', 'IHC'}
+        tiles, foreign = [], []
+        for p in sorted(path.rglob('*')):
+            rel, parent = p.relative_to(path).as_posix(), p.parent.relative_to(path).as_posix()
+            if rel == 'manifest.csv' or (p.is_dir() and not p.is_symlink() and rel in dirs): continue
+            if p.is_file() and not p.is_symlink() and parent in dirs and (_DEMO_TILE.match(p.name) or p.name.endswith('.partial')): tiles.append(p)
+            else: foreign.append(rel)
+        if foreign:   # a real dataset, or files a user added: delete nothing
+            raise FileExistsError(f"{path} holds a he2ihc demo manifest but also {len(foreign)} file(s) or folder(s) the demo does not write "
+                                  f"(e.g. {foreign[0]}); nothing was deleted: choose an empty or new folder")
+        for p in tiles: p.unlink()   # an earlier demo dataset, finished or interrupted: replace it
+        for d in sorted(dirs, key=len, reverse=True):
+            if (path/d).is_dir(): (path/d).rmdir()
         man.unlink()
     path.mkdir(parents=True, exist_ok=True)
     return path
