@@ -23,7 +23,7 @@ from he2ihc.demo import evaluate_translations, DEMO_ACCEPTANCE, _sample_grid
 from he2ihc.reproduce import measure_step, budget_schedule
 from he2ihc.cli import _overrides
 
-KEYS = ('HER2_kappa', 'HER2_acc', 'DAB_p90_r', 'psnr', 'ssim')
+KEYS = ('HER2_kappa', 'HER2_acc', 'Membrane_MAE', 'DAB_p90_r', 'psnr', 'ssim')
 
 
 def scores(G, dl)->dict:
@@ -53,13 +53,13 @@ class Monitor(Callback):
                    lr=float(self.learn.opt.hypers[0]['lr'])) | scores(self.learn.model.G, self.valid)
         self.rows.append(row); self.write()
         print(f"  {self.method} it {self.n:6d} ({self.train_s:6.0f} s): kappa {row['HER2_kappa']:.3f} acc {row['HER2_acc']:.3f} "
-              f"r {row['DAB_p90_r']:.3f}", flush=True)
+              f"membrane MAE {row['Membrane_MAE']:.3f}", flush=True)
 
 
 def figure(rows, base, path):
     import matplotlib.pyplot as plt
     fig, axs = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, k, least in zip(axs, ('HER2_kappa', 'DAB_p90_r'), (DEMO_ACCEPTANCE['HER2_kappa'], DEMO_ACCEPTANCE['DAB_p90_r'])):
+    for ax, k, least in zip(axs, ('HER2_kappa', 'Membrane_MAE'), (DEMO_ACCEPTANCE['HER2_kappa'], DEMO_ACCEPTANCE['Membrane_MAE'])):
         for m in dict.fromkeys(r['method'] for r in rows):
             rs = [r for r in rows if r['method'] == m]
             ax.plot([r['iteration'] for r in rs], [r[k] for r in rs], 'o-', label=m)
@@ -121,14 +121,14 @@ def main(argv=None):
         mon.learn = learn   # (fastai detaches a fit's callbacks when it ends)
         if rows[-1]['iteration'] != mon.n: mon.score()
         G = learn.model.G.eval()
-        with torch.no_grad(): _sample_grid({f'trained {m}': G}, dls.valid, out/f'samples_{m}.png')
+        with torch.no_grad(): _sample_grid({f'trained {m}': G}, dls.valid.dataset, out/f'samples_{m}.png')
         summary['methods'][m] = dict(schedule=[n, d], iterations=mon.n, planned=total, step_s=meas['step_s'], train_s=mon.train_s,
                                      wall_s=time.time() - t0, peak_gib=meas['peak_gib'], last=rows[-1])
         (out/'summary.json').write_text(json.dumps(summary, indent=1))
         figure(rows, summary['identity'], out/'growth.png')
         del learn, G
         if device == 'cuda': torch.cuda.empty_cache()
-    print(f"identity (H&E): kappa {summary['identity']['HER2_kappa']:.3f} r {summary['identity']['DAB_p90_r']:.3f}; written to {out}")
+    print(f"identity (H&E): kappa {summary['identity']['HER2_kappa']:.3f} membrane MAE {summary['identity']['Membrane_MAE']:.3f}; written to {out}")
 
 
 if __name__ == '__main__': main()
