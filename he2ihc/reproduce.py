@@ -345,7 +345,7 @@ def collect_runs(
             row |= {k: t.get(k) for k in ('n_epochs', 'n_epochs_decay', 'train_seconds')}
         rows.append(row)
     df = pd.DataFrame(rows, columns=None if rows else ['method', 'seed'])
-    if rows: df = df.sort_values(['method', 'seed'], key=lambda c: c.map(ALL_METHODS.index) if c.name == 'method' else c)
+    if rows: df = df.sort_values(['method', 'seed'], key=lambda c: c.map(lambda m: (ALL_METHODS + (m,)).index(m)) if c.name == 'method' else c)
     return df.reset_index(drop=True)
 
 def _numbers(values)->np.ndarray:
