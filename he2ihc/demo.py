@@ -189,7 +189,7 @@ def train_demo(
     warm = f", the first {p.warmup_epochs} on pixel terms alone" if p.warmup_epochs else ''
     md = [f"# {method} on the demo dataset", '',
           f"{len(dls.train_ds.pairs)} training pairs ({len(dls.train_ds)} training views per epoch), {results['trained']['n']} held-out pairs; "
-          f"{p.n_epochs} + {p.n_epochs_decay} epochs{warm} ({iters} iterations) of {p.crop_size}x{p.crop_size} crops, ngf {p.ngf}; "
+          f"{p.n_epochs} + {p.n_epochs_decay} epochs{warm}: {iters} iterations of {p.crop_size}x{p.crop_size} crops, ngf {p.ngf}; "
           f"training took {train_s / 60:.1f} min on {'a GPU' if torch.cuda.is_available() else f'{torch.get_num_threads()} CPU threads'}.", '',
           '| model | PSNR (dB) | SSIM | L1 | HER2 kappa | HER2 accuracy | membrane MAE | membrane r | DAB p90 r |', '|---|---|---|---|---|---|---|---|---|']
     md += [f"| {k} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['l1']:.3f} | {fmt(r['HER2_kappa'], 3)} | {fmt(r['HER2_acc'], 3)} | "
