@@ -28,21 +28,25 @@ DEMO_ACCEPTANCE = dict(HER2_kappa=0.6, Membrane_MAE=0.15)   # a translating mode
 DEMO_MARGIN = dict(HER2_kappa=0.1, Membrane_MAE=0.05)       # ... and ahead of the untrained generator and the identity by this
 LOWER_IS_BETTER = ('Membrane_MAE', 'DAB_p90_MAE')
 
+_SCHEDULE = ('n_epochs', 'n_epochs_decay', 'warmup_epochs')
+
 def demo_settings(
-    method:str='ours_fast',          # a preset name
+    method:str=DEMO_METHOD,          # a preset name
     n_train:int=64,                  # training tiles of the dataset
     iterations:int=DEMO_ITERATIONS,  # training iterations to aim at
-    **overrides,                     # preset settings the run changes (they may change the views per tile)
-)->dict:                             # preset overrides: the sizing, and n_epochs, n_epochs_decay, warmup_epochs
+    **overrides,                     # preset settings the run changes: they may change the views per tile, or set the schedule
+)->dict:                             # preset overrides: the sizing, the other `overrides`, and n_epochs, n_epochs_decay, warmup_epochs
     "The demo's settings of `method`: `DEMO_SIZING`, and its schedule rescaled to about `iterations` iterations on `n_train` tiles."
     from he2ihc.magnification import MultiMagViews
-    p = get_preset(method, **{**DEMO_SIZING, **overrides})
+    p = get_preset(method, **{**DEMO_SIZING, **{k: v for k, v in overrides.items() if k not in _SCHEDULE}})   # the preset's own schedule
     views = MultiMagViews(p.crop_size).views_per_tile if p.multimag else p.crops_per_tile
     old = p.n_epochs + p.n_epochs_decay
     total = max(2, round(iterations / (n_train * views)))
-    n_epochs = max(1, round(total * p.n_epochs / old))
-    return {**DEMO_SIZING, 'n_epochs': n_epochs, 'n_epochs_decay': total - n_epochs,
-            'warmup_epochs': min(total - 1, round(total * p.warmup_epochs / old))}
+    n_epochs = overrides.get('n_epochs', max(1, round(total * p.n_epochs / old)))
+    decay = overrides.get('n_epochs_decay', max(0, total - n_epochs))
+    # the warm-up keeps its share of the preset's schedule, also of a schedule the run lengthens
+    warm = overrides.get('warmup_epochs', min(n_epochs + decay - 1, round((n_epochs + decay) * p.warmup_epochs / old)))
+    return {**DEMO_SIZING, **overrides, 'n_epochs': n_epochs, 'n_epochs_decay': decay, 'warmup_epochs': max(0, warm)}
 
 def demo_verdict(
     results:dict,          # `train_demo`'s results: 'trained', 'untrained', 'identity (H&E)' -> `evaluate_translations`
@@ -157,11 +161,10 @@ def train_demo(
     data = Path(data) if data is not None else out/'data'
     if not (data/'manifest.csv').exists() and data == out/'data':
         make_demo_dataset(data, seed=seed, section=section, progress=progress)
-    n_train = len(find_pairs(data).splits.get('train', ())) or 64
-    settings = {**demo_settings(method, n_train, **overrides), **overrides}
-    p = get_preset(method, **settings)
+    index = find_pairs(data)
+    p = get_preset(method, **demo_settings(method, len(index.splits.get('train', ())) or 64, **overrides))
     mm = MultiMagViews(p.crop_size) if p.multimag and not (data/'multimag.json').exists() else None
-    dls = paired_dls(data, crop_size=p.crop_size, bs=1, val_bs=4, unpaired=p.unpaired, multimag=mm, crops_per_tile=p.crops_per_tile)
+    dls = paired_dls(index, crop_size=p.crop_size, bs=1, val_bs=4, unpaired=p.unpaired, multimag=mm, crops_per_tile=p.crops_per_tile)
     ck = out/'checkpoint.pt'
     learn = stain_learner(dls, p, seed=seed, checkpoint=ck)
     untrained = copy.deepcopy(learn.model.G).eval()
