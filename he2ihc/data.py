@@ -25,10 +25,10 @@ from fastprogress.fastprogress import progress_bar
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'UMASK', 'LAYOUTS', 'HER2_SCORES', 'TRAIN_SPLITS', 'CACHE_LIMIT', 'ImageReadError', 'ImageModeWarning',
            'to_rgb8', 'open_image', 'load_rgb', 'TorchFileError', 'read_torch_file', 'check_output', 'partial_path',
-           'pid_alive', 'remove_stale_partials', 'atomic_write', 'exclusive_lock', 'rgb_to_tensor', 'tensor_to_rgb',
-           'as_uint8', 'LayoutError', 'Problem', 'Pair', 'PairIndex', 'image_files', 'match_folders', 'find_pairs',
-           'score_from_name', 'slide_from_name', 'slide_leaks', 'split_by_slide', 'DatasetError', 'DataReport',
-           'check_pairs', 'PairedTiles', 'PairedDL', 'decode_tiles', 'paired_dls']
+           'pid_alive', 'remove_stale_partials', 'atomic_write', 'exclusive_lock', 'remove_stale_lock', 'rgb_to_tensor',
+           'tensor_to_rgb', 'as_uint8', 'LayoutError', 'Problem', 'Pair', 'PairIndex', 'image_files', 'match_folders',
+           'slide_from_name', 'find_pairs', 'score_from_name', 'slide_leaks', 'split_by_slide', 'DatasetError',
+           'DataReport', 'check_pairs', 'PairedTiles', 'PairedDL', 'decode_tiles', 'paired_dls']
 
 # %% ../nbs/00_data.ipynb #e4770189
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.webp')
@@ -207,6 +207,11 @@ def atomic_write(
         with open(tmp, 'rb') as f: os.fsync(f.fileno())
         os.chmod(tmp, mode & ~UMASK)
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.filename in (str(tmp), tmp):   # name the user's file, not the partial beside it
+            raise type(e)(e.errno, e.strerror, str(path)) from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True); raise
 
@@ -234,6 +239,20 @@ def exclusive_lock(
         yield lock
     finally:
         lock.unlink(missing_ok=True); os.close(fd)
+
+def remove_stale_lock(
+    path,     # an output that `exclusive_lock` protects
+)->bool:      # whether a lock file was removed
+    "Remove the lock file of `path` that a killed process left, when no process holds it."
+    import fcntl
+    path = Path(path); lock = path.with_name(f".{path.name}.lock")
+    try: fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError: return False
+    try:
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError: return False     # held: a run is writing
+        lock.unlink(missing_ok=True); return True   # (a process that opened it meanwhile sees another inode, and tries again)
+    finally: os.close(fd)
 
 # %% ../nbs/00_data.ipynb #4122c945
 def rgb_to_tensor(
@@ -342,11 +361,34 @@ def match_folders(
         problems.append(Problem('error', ihc[s], f"IHC tile has no H&E partner named {s}.* in {he_dir}"))
     return [Pair(he[s], ihc[s], split) for s in sorted(he.keys() & ihc.keys())]
 
+# %% ../nbs/00_data.ipynb #b2d7bfda
+_SLIDE_RE = re.compile(r'^(.+)_(\d+)_(\d+)$')   # MIST: SLIDE_ROW_COL, e.g. 14M2102785_23_16
+
+def slide_from_name(
+    name:str,  # a file name or stem such as '14M2102785_23_16.jpg'
+)->str|None:   # the slide id ('14M2102785'), or None when the name carries none
+    "The slide a MIST-style tile name (`SLIDE_ROW_COL`) comes from, if it is one."
+    m = _SLIDE_RE.match(Path(name).stem if Path(name).suffix.lower() in IMAGE_EXTS else name)
+    return m.group(1) if m else None
+
+
 # %% ../nbs/00_data.ipynb #64f2dc60
 def _subdirs(path): return {d.name.lower(): d for d in Path(path).iterdir() if d.is_dir() and not d.name.startswith('.')}
 
 def _understood(path):
     return f"{path}: no known dataset layout. he2ihc understands:\n" + "\n".join(f"  - {v}" for v in LAYOUTS.values())
+
+def _names_across_splits(splits:dict, problems:list):
+    "An error for each tile named after a slide and a place on it (MIST's SLIDE_ROW_COL) that another split holds too: one tile in both."
+    first = {}
+    for s, pairs in splits.items():
+        for p in pairs:
+            if slide_from_name(p.name) is None: continue   # (plain names such as 0.png may number each split afresh)
+            if p.name in first:
+                s0, p0 = first[p.name]
+                problems.append(Problem('error', p.he, f"the tile name {p.name} is in the {s0} split too ({p0.he}): one place of one "
+                                        "slide, trained and tested on; remove it from one split"))
+            else: first[p.name] = (s, p)
 
 def find_pairs(
     path,          # dataset root (MIST, BCI or two-folder layout), or the H&E folder when `ihc_path` is given
@@ -374,6 +416,7 @@ def find_pairs(
                 problems.append(Problem('error', have, f"MIST layout: {miss}/ is missing beside {have.name}/"))
                 continue
             splits[s] = match_folders(a, b, s, problems)
+        _names_across_splits(splits, problems)
         return PairIndex(path, 'mist', splits, problems)
     # BCI: HE/{split} and IHC/{split}
     if 'he' in sub and 'ihc' in sub:
@@ -387,6 +430,7 @@ def find_pairs(
                     problems.append(Problem('error', have, f"BCI layout: no matching {'IHC' if s in he_s else 'HE'}/{s}/ folder"))
                     continue
                 splits[s] = match_folders(he_s[s], ihc_s[s], s, problems)
+            _names_across_splits(splits, problems)
             return PairIndex(path, 'bci', splits, problems)
     # two plain folders named like H&E / IHC
     he_d = [d for n, d in sub.items() if n in _HE_NAMES]
@@ -407,15 +451,6 @@ def score_from_name(
     return m.group(1) if m else None
 
 # %% ../nbs/00_data.ipynb #5a7a2797
-_SLIDE_RE = re.compile(r'^(.+)_(\d+)_(\d+)$')   # MIST: SLIDE_ROW_COL, e.g. 14M2102785_23_16
-
-def slide_from_name(
-    name:str,  # a file name or stem such as '14M2102785_23_16.jpg'
-)->str|None:   # the slide id ('14M2102785'), or None when the name carries none
-    "The slide a MIST-style tile name (`SLIDE_ROW_COL`) comes from, if it is one."
-    m = _SLIDE_RE.match(Path(name).stem if Path(name).suffix.lower() in IMAGE_EXTS else name)
-    return m.group(1) if m else None
-
 def slide_leaks(
     pairs,  # `Pair`s of several splits, or a `PairIndex`
 )->dict:    # slide -> {split: pairs}, for every slide with pairs in more than one split

@@ -19,12 +19,12 @@ from .checkpoints import load_state_checked
 
 # %% auto #0
 __all__ = ['WEIGHTS', 'PHV_LAYERS', 'DAB_POSITIVE_OD', 'TABLE_COLUMNS', 'HER2_COLUMNS', 'EXTRA_COLUMNS', 'METRICS', 'NA_WEIGHTS',
-           'PAPER_TABLE_I', 'PAPER_TABLE_II', 'to_uint8_range', 'psnr', 'ssim', 'l1', 'pixel_metrics',
-           'WeightsMissingError', 'weights_dir', 'weights_file', 'load_weights', 'lpips_net', 'lpips_distance',
-           'resnet50_net', 'PHV', 'FIDInceptionV3', 'inception_net', 'write_random_weights', 'frechet_distance',
-           'fid_from_features', 'kid_from_features', 'dab_od', 'dab_stats', 'dab_fidelity', 'her2_confusion',
-           'quadratic_kappa', 'dab_p90', 'dab_iod', 'membrane_share', 'her2_agreement', 'her2_readouts',
-           'rows_agreement', 'Evaluation', 'her2_confusion_figure', 'format_table', 'evaluate_folders',
+           'PAPER_TABLE_I', 'PAPER_TABLE_II', 'EVALUATION_FILES', 'to_uint8_range', 'psnr', 'ssim', 'l1',
+           'pixel_metrics', 'WeightsMissingError', 'weights_dir', 'weights_file', 'load_weights', 'lpips_net',
+           'lpips_distance', 'resnet50_net', 'PHV', 'FIDInceptionV3', 'inception_net', 'write_random_weights',
+           'frechet_distance', 'fid_from_features', 'kid_from_features', 'dab_od', 'dab_stats', 'dab_fidelity',
+           'her2_confusion', 'quadratic_kappa', 'dab_p90', 'dab_iod', 'membrane_share', 'her2_agreement',
+           'her2_readouts', 'rows_agreement', 'Evaluation', 'her2_confusion_figure', 'format_table', 'evaluate_folders',
            'generator_title', 'evaluate_generator']
 
 # %% ../nbs/07_metrics.ipynb #d9d359af
@@ -590,21 +590,35 @@ PAPER_TABLE_II = _paper([  # Qu et al. 2024, Table II (ablation; "our baseline" 
     ('ours',           (0.2153, 0.4482, 0.4094, 0.2639, 0.8157, 0.4843, 51.4, 8.6, 0.4432, 14.3711))])
 
 # %% ../nbs/07_metrics.ipynb #da3f5292
-def _write_results(ev:Evaluation, out, title:str)->tuple:
+EVALUATION_FILES = ('per_image.csv', 'confusion.png', 'summary.md', 'summary.csv')   # what an evaluation writes into its folder
+
+def _write_results(ev:Evaluation, out, title:str, fakes:set=frozenset())->tuple:
     import pandas as pd
     summary = pd.DataFrame([ev.summary()], index=pd.Index([title], name='method'))
     per = ev.per_image()
     if out is not None:
         out = Path(out); out.mkdir(parents=True, exist_ok=True)
         # each file whole or not there (atomic_write); summary.csv last, so that its presence means a finished evaluation
+        written = {'per_image.csv', 'summary.md', 'summary.csv'}
         with atomic_write(out/'per_image.csv') as t: per.to_csv(t, index=False)
         if 'HER2_real' in per.columns:
             with atomic_write(out/'confusion.png') as t: her2_confusion_figure(per, t, title=title)
+            written.add('confusion.png')
         notes = [f"- {v}" for v in ev.missing.values()]
         with atomic_write(out/'summary.md') as t:
             t.write_text(f"# Evaluation: {title}\n\n{format_table(summary)}\n" + ("\nNot computed:\n" + '\n'.join(notes) + '\n' if notes else ''))
         with atomic_write(out/'summary.csv') as t: summary.to_csv(t)
+        _remove_earlier(out, written, {f"{n}.png" for n in per['name']} if 'name' in per.columns else set(), fakes)
     return summary, per
+
+def _remove_earlier(out:Path, written:set, fake_names:set, fakes:set):
+    "Remove what an earlier evaluation into `out` wrote and this one did not, so that nothing of it passes for this one's."
+    for n in set(EVALUATION_FILES) - written: (out/n).unlink(missing_ok=True)
+    d = out/'fake'
+    if d.is_dir():   # translations an earlier run saved (`save_fakes`): its tiles' names; a file of another name is not ours to delete
+        for f in d.iterdir():
+            if f.name in fake_names and f.name not in fakes and f.is_file(): f.unlink()
+        if not any(d.iterdir()): d.rmdir()
 
 def _bar(items, progress, total=None):
     return progress_bar(items, total=total, leave=False) if progress else items
@@ -666,8 +680,11 @@ def evaluate_generator(
     if save_fakes:
         if out is None: raise ValueError("save_fakes needs an `out` folder")
         (Path(out)/'fake').mkdir(parents=True, exist_ok=True)
+    fakes = set()
     for p in _bar(pairs, progress):
         fake = translate(G, np.asarray(load_rgb(p.he)), device=ev.device)
-        if save_fakes: Image.fromarray(fake).save(Path(out)/'fake'/f'{p.name}.png')
+        if save_fakes:
+            with atomic_write(Path(out)/'fake'/f'{p.name}.png') as t: Image.fromarray(fake).save(t, format='PNG')
+            fakes.add(f'{p.name}.png')
         ev.add(p.name, fake, load_rgb(p.ihc))
-    return _write_results(ev, out, title or generator_title(generator))
+    return _write_results(ev, out, title or generator_title(generator), fakes)

@@ -551,14 +551,30 @@ def reproduce(
     methods = resolve_methods(methods) if methods is not None else None
     rec_path = out/'reproduce.json'
     if estimate_only and not rec_path.exists(): return _run(data, out, None, asked, methods, seeds, device, (inception, resnet50, alexnet), True, progress, log)
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(rec_path, 'reproduction run'):
-        record = None
-        if rec_path.exists():
-            record = json.loads(rec_path.read_text())
-            if not isinstance(record, dict) or record.get('format') != RUN_FORMAT:
-                raise ValueError(f"{rec_path}: not the record of an he2ihc reproduction run")
-        return _run(data, out, record, asked, methods, seeds, device, (inception, resnet50, alexnet), estimate_only, progress, log)
+    try:
+        with exclusive_lock(rec_path, 'reproduction run'):
+            record = None
+            if rec_path.exists():
+                record = json.loads(rec_path.read_text())
+                if not isinstance(record, dict) or record.get('format') != RUN_FORMAT:
+                    raise ValueError(f"{rec_path}: not the record of an he2ihc reproduction run")
+            before = {f.name for f in out.iterdir()}
+            try: return _run(data, out, record, asked, methods, seeds, device, (inception, resnet50, alexnet), estimate_only, progress, log)
+            except BaseException:
+                if record is None: _undo_new_run(out, before, log)
+                raise
+    except BaseException:
+        if made and out.is_dir() and not any(out.iterdir()): out.rmdir()   # (a folder this call made, and left empty)
+        raise
+
+def _undo_new_run(out:Path, before:set, log):
+    "A new run that stops before any epoch is saved leaves nothing behind: no record binds the next run to its settings."
+    if any(out.glob('*/seed-*/checkpoint.pt')): return
+    made = sorted(f for f in out.iterdir() if f.name not in before and not f.name.startswith('.'))
+    for f in made: shutil.rmtree(f) if f.is_dir() and not f.is_symlink() else f.unlink()
+    if made: log(f"no epoch was saved, so {out} is left as it was: removed {', '.join(f.name for f in made)} (written by this run)")
 
 def _run(data, out, record, asked, methods, seeds, device, weights, estimate_only, progress, log):
     settings = run_settings(record, asked, out)

@@ -15,8 +15,8 @@ from fastcore.parallel import parallel, num_cpus
 from .data import HER2_SCORES, atomic_write
 
 # %% auto #0
-__all__ = ['STAIN_VECTORS', 'HER2_LOOK', 'MANIFEST_FIELDS', 'render_stains', 'tissue_scene', 'synth_pair', 'make_demo_dataset',
-           'read_manifest']
+__all__ = ['STAIN_VECTORS', 'HER2_LOOK', 'MANIFEST_FIELDS', 'MAX_DEMO_SIZE', 'render_stains', 'tissue_scene', 'synth_pair',
+           'make_demo_dataset', 'read_manifest']
 
 # %% ../nbs/01_synthetic.ipynb #613edc4f
 STAIN_VECTORS = np.asarray(rgb_from_hed, dtype=np.float64)  # rows: haematoxylin, eosin, DAB (Ruifrok & Johnston)
@@ -240,6 +240,8 @@ def _write_manifest(path, rows):
     with atomic_write(path/'manifest.csv') as tmp, open(tmp, 'w', newline='') as f:
         w = csv.DictWriter(f, MANIFEST_FIELDS); w.writeheader(); w.writerows(rows)
 
+MAX_DEMO_SIZE = 2048   # the largest demo tile side (one pair of this size: ~10 s and 2 GB peak on a 2-core AMD EPYC)
+
 def make_demo_dataset(
     path,                    # folder to write; new, empty, or an earlier demo dataset (replaced)
     n_train:int=64,          # training pairs
@@ -256,7 +258,9 @@ def make_demo_dataset(
 )->Path:                     # the dataset folder
     "Write a synthetic paired H&E / IHC-HER2 dataset, balanced over the four HER2 scores, with a manifest."
     if layout not in _DEMO_DIRS: raise ValueError(f"layout must be one of {list(_DEMO_DIRS)}, got {layout!r}")
-    if size < 32: raise ValueError(f"size must be at least 32 pixels, got {size}")
+    if not 32 <= size <= MAX_DEMO_SIZE:
+        raise ValueError(f"size must be from 32 to {MAX_DEMO_SIZE} pixels, got {size} (MIST's and BCI's tiles are 1024 px; drawing one "
+                         f"{MAX_DEMO_SIZE}-pixel pair takes about 2 GB of memory)")
     if min(n_train, n_val) < 0: raise ValueError("n_train and n_val must be >= 0")
     if section not in ('adjacent', 'same'): raise ValueError(f"section must be 'adjacent' or 'same', got {section!r}")
     if section == 'same': max_shift = max_rotation = max_warp = 0.0
