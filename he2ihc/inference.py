@@ -21,15 +21,16 @@ from .presets import build_generator, Preset, PRECISIONS
 from .checkpoints import load_generator, load_state_checked, read_he2ihc_file, CheckpointError
 
 # %% auto #0
-__all__ = ['INFERENCE_PRECISIONS', 'AUTO_TILE_PIXELS', 'AUTO_MIN_PSNR', 'TRANSLATIONS_RECORD', 'OUTPUT_FORMATS', 'RESUME_FORMAT',
-           'as_generator', 'test_mode', 'generator_name', 'default_device', 'check_device', 'translate',
-           'cpu_has_native_bf16', 'openvino_available', 'frozen_copy', 'openvino_cache_dir', 'openvino_cache_limit',
-           'OpenVINOGenerator', 'openvino_generator', 'choose_precision', 'window_starts', 'blend_ramp',
-           'window_weights', 'check_tiling', 'Progress', 'blended_bands', 'translate_array_tiled', 'FolderResult',
-           'generator_fingerprint', 'translate_folder', 'SlideReadError', 'open_slide', 'check_level', 'slide_mpp',
-           'saturation', 'tissue_mask', 'slide_thumbnail', 'mask_box', 'pyramid_shapes', 'check_quality', 'tiff_ascii',
-           'write_pyramidal_tiff', 'synthetic_slide', 'SlideResult', 'resume_folder', 'BandSpool', 'translate_slide',
-           'edge_lines', 'seam_gradients']
+__all__ = ['INFERENCE_PRECISIONS', 'AUTO_TILE_PIXELS', 'AUTO_MIN_PSNR', 'TRANSLATIONS_RECORD', 'OUTPUT_FORMATS',
+           'SLIDE_OUTPUT_SUFFIXES', 'SLIDE_KEY_TAG', 'RESUME_FORMAT', 'as_generator', 'test_mode', 'generator_name',
+           'default_device', 'check_device', 'translate', 'cpu_has_native_bf16', 'openvino_available', 'frozen_copy',
+           'openvino_cache_dir', 'openvino_cache_limit', 'OpenVINOGenerator', 'openvino_generator', 'choose_precision',
+           'window_starts', 'blend_ramp', 'window_weights', 'check_tiling', 'Progress', 'blended_bands',
+           'translate_array_tiled', 'FolderResult', 'generator_fingerprint', 'translate_folder', 'SlideReadError',
+           'open_slide', 'check_level', 'slide_mpp', 'saturation', 'tissue_mask', 'slide_thumbnail', 'mask_box',
+           'pyramid_shapes', 'check_quality', 'tiff_ascii', 'write_pyramidal_tiff', 'synthetic_slide',
+           'soft_tissue_mask', 'soft_box', 'composite_on_glass', 'check_slide_output', 'slide_key', 'read_slide_key',
+           'SlideResult', 'resume_folder', 'BandSpool', 'translate_slide', 'edge_lines', 'seam_gradients']
 
 # %% ../nbs/08_inference.ipynb #a58504e5
 def as_generator(
@@ -85,10 +86,12 @@ def _check_batch_size(batch_size):
 def check_device(
     device,            # None, 'cpu', 'cuda', 'cuda:N' or a `torch.device`
 )->torch.device:       # the device; None gives `default_device()`
-    "The device to run on, refused (before any work) when it is unknown or not on this machine."
+    "The device to run on, refused (before any work) when it is unknown, not the CPU or a CUDA GPU, or not on this machine."
     if device is None: return default_device()
     try: d = torch.device(device)
     except (RuntimeError, TypeError, ValueError) as e: raise ValueError(f"unknown device {device!r} ({e}); use 'cpu', 'cuda' or 'cuda:N'") from None
+    if d.type not in ('cpu', 'cuda'):   # (torch knows 'mps', 'xla', 'meta', ...: they would fail later, in the middle of a run)
+        raise ValueError(f"device {str(device)!r}: he2ihc runs on 'cpu' or 'cuda' ('cuda:N')")
     if d.type == 'cuda':
         n = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if n == 0: raise ValueError(f"device {device!r}: no CUDA GPU on this machine; use 'cpu'")
@@ -877,6 +880,100 @@ def synthetic_slide(
     write_pyramidal_tiff(path, img, mpp=None if aperio else (mpp, mpp), quality=95, description=desc)
     return Path(path), img, mask
 
+# %% ../nbs/08_inference.ipynb #efbbc378
+def soft_tissue_mask(
+    mask:np.ndarray,       # boolean tissue mask of a thumbnail (`tissue_mask`)
+    sigma:float=1.0,       # Gaussian blur, in mask pixels
+)->np.ndarray:             # float32 weights of the translation in [0, 1], in steps of 1/255
+    "The tissue mask blurred: the weight of the translation, 1 well inside the tissue, 0 farther than two `sigma` from it."
+    from scipy.ndimage import gaussian_filter
+    a = gaussian_filter(mask.astype(np.float64), sigma, mode='nearest', truncate=2.0)
+    return (np.round(a * 255) / 255).astype(np.float32)   # (in 8-bit steps: exactly 1 and 0 where the blur is within rounding of them)
+
+def _lerp_taps(n:int, ds:float, size:int, start:int=0)->tuple:
+    "(i0, i1, f): the bilinear taps on a grid `ds` times coarser, of `size` samples, for pixels start..start+n-1 (centres aligned, edges held)."
+    u = (np.arange(start, start + n) + 0.5) / ds - 0.5
+    i = np.floor(u)
+    f = (u - i).astype(np.float32)
+    i = i.astype(np.int64)
+    return np.clip(i, 0, size - 1), np.clip(i + 1, 0, size - 1), f
+
+def soft_box(
+    soft:np.ndarray,     # a thumbnail's soft mask (`soft_tissue_mask`)
+    ds:float,            # the thumbnail's downsample
+    x:int, y:int, w:int, h:int,   # a box of the full-resolution image
+)->np.ndarray:           # the values of `soft` that bilinear upsampling reads for the box's pixels
+    "The part of a soft mask from which the pixels of a box of the slide take their weight."
+    (r0, _, _), (_, r1, _) = _lerp_taps(1, ds, soft.shape[0], y), _lerp_taps(1, ds, soft.shape[0], y + h - 1)
+    (c0, _, _), (_, c1, _) = _lerp_taps(1, ds, soft.shape[1], x), _lerp_taps(1, ds, soft.shape[1], x + w - 1)
+    return soft[r0[0]:r1[0] + 1, c0[0]:c1[0] + 1]
+
+def composite_on_glass(
+    band:np.ndarray,     # uint8 (h, W, 3) translated rows of a slide level, from row `y0`
+    soft:np.ndarray,     # the soft mask of the level's thumbnail (`soft_tissue_mask`)
+    ds:float,            # the thumbnail's downsample
+    y0:int=0,            # the band's first row in the level
+    rows:int=32,         # rows composited at a time (16 bytes per pixel of them)
+)->np.ndarray:           # `band`, composited in place
+    "Lay a translated band over white glass: `a * band + (1 - a) * 255`, `a` the soft mask bilinearly upsampled to its pixels."
+    h, W = band.shape[:2]
+    i0, i1, fy = _lerp_taps(h, ds, soft.shape[0], y0)
+    by_row = soft[i0] + fy[:, None] * (soft[i1] - soft[i0])   # along y: (h, thumbnail width); (a + f (b - a): exactly 1 between two 1s)
+    j0, j1, fx = _lerp_taps(W, ds, soft.shape[1])
+    for r in range(0, h, rows):
+        s, part = by_row[r:r + rows], band[r:r + rows]
+        one, zero = (s == 1).all(0), ~s.any(0)                # mask columns of tissue, and of glass, throughout these rows
+        glass = zero[j0] & zero[j1]
+        part[:, glass] = 255
+        cols = np.flatnonzero(~(glass | (one[j0] & one[j1])))   # (the others keep the translation as it is)
+        if not len(cols): continue
+        a = (s[:, j0[cols]] + fx[cols] * (s[:, j1[cols]] - s[:, j0[cols]]))[..., None]
+        part[:, cols] = np.rint(255 - a * (255 - part[:, cols].astype(np.float32)))
+    return band
+
+# %% ../nbs/08_inference.ipynb #04c77f9a
+SLIDE_OUTPUT_SUFFIXES = ('.tif', '.tiff')   # names a virtual slide may have (any case)
+SLIDE_KEY_TAG = 'he2ihc-key: '              # starts the line of the output's description that holds its `slide_key`
+_BACKGROUND = 'soft-mask-1'                 # how glass is decided (`composite_on_glass`); before it, window by window
+
+def check_slide_output(
+    path,          # the name a virtual slide is to be written under
+)->Path:           # `path`, as a `Path`
+    "Refuse a slide output whose name says another format than TIFF: a virtual slide is written as a pyramidal TIFF."
+    p = Path(path).expanduser()
+    if p.suffix.lower() not in SLIDE_OUTPUT_SUFFIXES:
+        raise ValueError(f"{path}: a virtual slide is written as a pyramidal TIFF; name it {p.with_suffix('.tif').name}")
+    return p
+
+def slide_key(
+    G,                        # the generator: a module, or a file `as_generator` reads (its weights count, not the file)
+    slide,                    # the H&E slide
+    level:int=0, tile:int=512, overlap:int=64, detect_tissue:bool=True, quality:int=90,   # as for `translate_slide`
+    precision:str='auto',     # as asked: 'auto' stays 'auto'
+    mask_side:int=2048,
+)->dict:                      # JSON-able
+    "What the pixels of a virtual slide depend on: the slide file, the generator's weights and the settings."
+    slide, G = Path(slide).expanduser(), G if isinstance(G, nn.Module) else as_generator(G)
+    st = os.stat(slide)
+    return dict(slide=str(slide.resolve()), bytes=st.st_size, mtime_ns=st.st_mtime_ns, generator=generator_fingerprint(G),
+                level=level, tile=tile, overlap=overlap, detect_tissue=detect_tissue, quality=quality, precision=precision,
+                mask_side=mask_side, background=_BACKGROUND)
+
+def read_slide_key(
+    path,          # a virtual slide `translate_slide` wrote, or any other file
+)->dict|None:      # its `slide_key`; None for a file without one
+    "The `slide_key` a virtual slide was written with, read from its first page's description; None for any other file."
+    import tifffile
+    try:
+        with tifffile.TiffFile(path) as t: desc = t.pages[0].description
+    except Exception: return None    # (not a TIFF, damaged, missing: whatever the parser raises, it is not a slide of ours)
+    for line in desc.splitlines():
+        if line.startswith(SLIDE_KEY_TAG):
+            try: key = json.loads(line[len(SLIDE_KEY_TAG):])
+            except ValueError: return None
+            return key if isinstance(key, dict) else None
+    return None
+
 # %% ../nbs/08_inference.ipynb #066a3124
 @dataclass
 class SlideResult:
@@ -905,7 +1002,7 @@ class SlideResult:
                 f"{self.tiles_per_s:.2f} windows/s, {self.megapixels_per_s:.2f} Mpx/s, {self.precision}"
                 + (f"; resumed after {self.resumed_rows} finished rows of windows" if self.resumed_rows else ""))
 
-RESUME_FORMAT = 'he2ihc-slide-progress-2'   # (1 kept one overlap file for all rows)
+RESUME_FORMAT = 'he2ihc-slide-progress-3'   # (1 kept one overlap file for all rows; 2 kept bands before glass was composited)
 
 def resume_folder(out)->Path:
     "Where `translate_slide` keeps the finished bands of `out` until it is written: .NAME.resume beside it."
@@ -974,14 +1071,16 @@ def translate_slide(
     overwrite:bool=False,       # replace an existing `out`
     progress:bool=True,         # progress bar with windows per second
     resume:bool=True,           # continue an interrupted run of the same slide, generator and settings from its finished bands
+    mask_side:int=2048,         # longest side of the thumbnail the tissue is found on (the resolution of the tissue mask)
 )->SlideResult:
     "Translate a whole H&E slide into a virtual IHC pyramidal TIFF, streaming window by window."
     t_start = time.perf_counter()
     check_tiling(tile, overlap); _check_precision(precision, auto=True); _check_batch_size(batch_size); check_quality(quality)
-    if isinstance(level, bool) or not isinstance(level, int) or level < 0: raise ValueError(f"level must be an integer >= 0, got {level!r}")
+    for name, v, least in (('level', level, 0), ('mask_side', mask_side, 1)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < least: raise ValueError(f"{name} must be an integer >= {least}, got {v!r}")
     device = check_device(device); _check_openvino(precision, device)
     slide, out = Path(slide).expanduser(), Path(out).expanduser()
-    check_output(out, 'file', 'output slide')
+    check_output(out, 'file', 'output slide'); check_slide_output(out)
     if out.resolve() == slide.resolve(): raise ValueError(f"{out}: the output would replace the slide itself")
     exists = lambda: out.exists() and not overwrite and FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
     if e := exists(): raise e
@@ -998,18 +1097,19 @@ def translate_slide(
             remove_stale_partials(out)       # left by a run that was killed
             if e := exists(): raise e        # (another run may have written it meanwhile)
             G = as_generator(generator, device)
-            is_tissue, tissue_fraction = None, 1.0
+            is_tissue, tissue_fraction, soft = None, 1.0, None
             if detect_tissue:
-                thumb, tds = slide_thumbnail(s, level)
+                thumb, tds = slide_thumbnail(s, level, mask_side)
                 mask, thr = tissue_mask(thumb)
-                tissue_fraction = float(mask.mean())
-                def is_tissue(x, y, w, h): return bool(mask_box(mask, tds, x, y, w, h).any())
+                tissue_fraction, soft = float(mask.mean()), soft_tissue_mask(mask)
+                def is_tissue(x, y, w, h): return bool(soft_box(soft, tds, x, y, w, h).any())
             def read(x, y, w, h):
                 try: return _rgb(s.read_region((round(x * ds), round(y * ds)), level, (w, h)))
                 except Exception as e: raise SlideReadError(f"{slide}: cannot read the region at ({x}, {y}) of level {level} ({e})") from None
             (Ly, ys), (Lx, xs) = window_starts(H, tile, overlap), window_starts(W, tile, overlap)
             n_tiles = len(ys) * len(xs)
             n_tissue = sum(is_tissue(x, y, Lx, Ly) for y in ys for x in xs) if is_tissue else n_tiles
+            key = slide_key(G, slide, level, tile, overlap, detect_tissue, quality, precision, mask_side)
             if precision == 'auto':
                 first = next(((x, y) for y in ys for x in xs if is_tissue is None or is_tissue(x, y, Lx, Ly)), None)
                 sample = None if first is None else _pad_to(read(*first, min(Lx, W - first[0]), min(Ly, H - first[1])), Ly, Lx)
@@ -1018,12 +1118,9 @@ def translate_slide(
                 warnings.warn(f"{slide}: no tissue found, so the output is all white: tissue detection looks for colour saturation "
                               f"(none above {thr:.2f} here; a greyscale or blank slide has none); pass detect_tissue=False "
                               "(--all-tiles) to translate every window", stacklevel=2)
-            st = os.stat(slide)
-            key = dict(slide=str(slide.resolve()), bytes=st.st_size, mtime_ns=st.st_mtime_ns, generator=generator_fingerprint(G),
-                       level=level, tile=tile, overlap=overlap, batch_size=batch_size, device=device.type, precision=precision,
-                       detect_tissue=detect_tissue, torch=torch.__version__)
-            if precision == 'openvino': key['openvino'] = _import_openvino().__version__
-            spool = BandSpool(out, key, W)
+            run = dict(key, batch_size=batch_size, device=device.type, precision_run=precision, torch=torch.__version__)
+            if precision == 'openvino': run['openvino'] = _import_openvino().__version__
+            spool = BandSpool(out, run, W)
             if not resume: spool.discard()
             resumed = spool.rows     # (every row: the run was killed while writing the pyramid; nothing is left to translate)
             bar, t0 = Progress(n_tiles, progress, 'tiles'), time.perf_counter()
@@ -1033,12 +1130,15 @@ def translate_slide(
                                  start_row=resumed, above=spool.above(), state=state) if resumed < len(ys) else iter(()))
             def spooled():
                 yield from spool.replay()
+                y = sum(spool.heights)
                 for b in new:
+                    if soft is not None: composite_on_glass(b, soft, tds, y)   # (before the spool: a resumed run replays it as written)
+                    y += len(b)
                     spool.record(b, state['row'], state['above'])
                     yield b
             bands = spooled()
             desc = (f"he2ihc virtual IHC-HER2 of {slide.name} (level {level}); generator {generator_name(generator)}; "
-                    f"windows {tile} px, overlap {overlap} px")
+                    f"windows {tile} px, overlap {overlap} px\n{SLIDE_KEY_TAG}{json.dumps(key, ensure_ascii=True)}")
             with atomic_write(out) as partial:
                 levels = write_pyramidal_tiff(partial, bands, (H, W), mpp=mpp, quality=quality, description=desc, scratch_for=out)
             spool.discard()
