@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_cli.ipynb #bc734f13
 from __future__ import annotations
-import argparse, ast, os, sys, time, warnings
+import argparse, ast, os, re, sys, time, warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,13 +19,45 @@ from .inference import translate_folder, translate_slide, INFERENCE_PRECISIONS
 from .reproduce import reproduce, SPLITS, DEFAULT_SEEDS
 
 # %% auto #0
-__all__ = ['Terminated', 'build_parser', 'main']
+__all__ = ['Terminated', 'leftovers', 'build_parser', 'main']
 
 # %% ../nbs/10_cli.ipynb #910587d4
 class Terminated(KeyboardInterrupt):
     "SIGTERM, what cluster schedulers send: handled like Ctrl-C, so every partial file is removed on the way out."
 
 def _on_sigterm(signum, frame): raise Terminated()
+
+def _cli_words(message)->str:
+    "A library message as the command line says it: 'pass overwrite=True (--overwrite)' becomes 'pass --overwrite'."
+    return re.sub(r"\b[a-z_]+=[^\s()]+ \((--[a-z0-9-]+(?: [^\s()]+)?)\)", r"\1", str(message))
+
+_OUTPUTS = {'make-demo': [('path', 'folder')], 'build-multimag': [('dst', 'folder')], 'evaluate': [('out', 'folder')], 'score': [('out', 'file')],
+            'translate': [('dst', 'folder')], 'translate-slide': [('out', 'file')], 'translate-slides': [('out_dir', 'folder')],
+            'train': [('out', 'folder')], 'demo': [('out', 'folder')], 'reproduce': [('out', 'folder')]}   # where each command writes
+
+def leftovers(
+    outputs,   # (path, 'file' or 'folder') of what a command writes
+)->list:       # the partial files, locks and kept progress beside a file output or inside a folder output, sorted
+    "What an interrupted command leaves where it writes."
+    found = set()
+    for p, kind in outputs:
+        p = Path(p).expanduser()
+        folder, pre = (p.parent, f".{p.name}.") if kind == 'file' else (p, '.')
+        if not folder.is_dir(): continue
+        stems = {pre, f".{p.stem}."} if kind == 'file' else {pre}   # (a slide's HER2 map is named after its stem)
+        for f in (folder.iterdir() if kind == 'file' else folder.rglob('.*')):
+            if any(f.name.startswith(s) for s in stems) and f.name.endswith(('.partial', '.lock', '.resume')): found.add(f)
+    return sorted(found)
+
+def _left_said(a)->str:
+    "What an interrupted command leaves, said after its 'interrupted'."
+    if a.command not in _OUTPUTS: return ''
+    left = leftovers([(getattr(a, k), kind) for k, kind in _OUTPUTS[a.command] if getattr(a, k, None) is not None])
+    if not left: return '; no partial file is left'
+    what = lambda f: ('finished bands, which the same command continues from' if f.name.endswith('.resume') else
+                      'a lock no process holds any more, which the next run takes over' if f.name.endswith('.lock') else
+                      'an unfinished file, which the next run removes')
+    return '; left: ' + '; '.join(f"{f} ({what(f)})" for f in left)
 
 def _check_device(device):
     "Refuse a device that does not exist on this machine, before any work (`he2ihc.inference.check_device`), naming the flag."
@@ -111,11 +143,14 @@ def _score(a):
     from he2ihc.data import image_files, load_rgb, score_from_name, ImageReadError, HER2_SCORES
     from he2ihc.her2 import score_ihc, CELL_CLASSES
     out = check_output(a.out, 'file', '--out file')
-    if out.exists() and not a.overwrite: raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
     src = Path(a.ihc_dir).expanduser()
     if not src.is_dir(): raise NotADirectoryError(f"{src}: {'not a folder' if src.exists() else 'no such folder'}")
     files = image_files(src)
     if not files: raise ValueError(f"{src}: no images to score")
+    if out.resolve() in {f.resolve() for f in files}: raise ValueError(f"--out {out} is one of the images to score; write the scores elsewhere")
+    if out.suffix.lower() != '.csv': raise ValueError(f"--out {out}: the scores are a CSV file; name it {out.with_suffix('.csv').name}")
+    if not out.parent.is_dir(): raise FileNotFoundError(f"--out {out}: no such folder {out.parent}; make it first, or write elsewhere")
+    if out.exists() and not a.overwrite: raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
     rows, failed = [], []
     if _progress(a):
         from fastprogress.fastprogress import progress_bar
@@ -152,10 +187,18 @@ def _translate(a):
 
 def _translate_slide(a):
     _check_device(a.device)
+    from he2ihc.slides import her2_files
+    out = Path(a.out).expanduser()
+    maps = [f for f in her2_files(out) if f.exists()]   # of an earlier OUT: they do not describe the one this run writes
+    if maps and not a.overwrite and not out.exists():   # (an OUT that exists is refused for itself, below)
+        raise FileExistsError(f"{maps[0]} exists, the HER2 map of an earlier {out.name}, which the viewer would lay over this one; pass "
+                              "--overwrite to replace it (--her2) or remove it, or choose another OUT")
     r = translate_slide(a.generator, a.slide, a.out, level=a.level, tile=a.tile, overlap=a.overlap, batch_size=a.batch_size,
                         device=a.device, precision=a.precision, detect_tissue=not a.all_tiles, quality=a.quality,
                         overwrite=a.overwrite, progress=_progress(a), resume=not a.restart)
     print(r)
+    for f in maps: f.unlink(missing_ok=True)
+    if maps and not a.her2: print(f"removed {', '.join(f.name for f in maps)}: the HER2 map of the slide this run replaced (--her2 scores the new one)")
     if a.her2:
         from he2ihc.slides import score_slide, write_slide_scores
         s = score_slide(r.path, he=a.slide, region=a.her2_region, progress=_progress(a))
@@ -170,11 +213,11 @@ def _translate_slides(a):
     r = translate_slides(a.generator, a.slides, a.out_dir, scheduler=a.scheduler, n_workers=a.workers, threads_per_worker=a.threads,
                          her2=not a.no_her2, her2_region=a.her2_region, progress=_progress(a), level=a.level, tile=a.tile,
                          overlap=a.overlap, batch_size=a.batch_size, device=a.device, precision=a.precision,
-                         detect_tissue=not a.all_tiles, quality=a.quality)
-    for row in r.rows:
-        if row['status'] == 'failed': print(f"{row['slide']}: {row['error']}", file=sys.stderr)
-    print(f"{r.count('written')} written, {r.count('skipped')} skipped (already written), {r.count('failed')} failed in "
-          f"{r.seconds:.1f} s; report: {r.path}")
+                         detect_tissue=not a.all_tiles, quality=a.quality, overwrite=a.overwrite)
+    for row in r.rows:   # failures, and the warnings of slides written (an all-white output, no microns per pixel)
+        if row['status'] == 'failed' or (row['status'] == 'written' and row['error']): print(f"{row['slide']}: {_cli_words(row['error'])}", file=sys.stderr)
+    print(f"{r.count('written')} written, {r.count('skipped')} skipped (already written, by this generator with these settings), "
+          f"{r.count('failed')} failed in {r.seconds:.1f} s; report: {r.path}")
     return 1 if r.count('failed') else 0
 
 def _view(a):
@@ -301,8 +344,8 @@ def build_parser()->argparse.ArgumentParser:
     m = sub.add_parser('make-demo', help="write the synthetic demo dataset",
                        description="Write a synthetic paired H&E / IHC-HER2 dataset, balanced over HER2 scores 0..3+.")
     m.add_argument('path', type=Path, help="folder to write (new, empty, or an earlier demo dataset)")
-    m.add_argument('--n-train', type=int, default=64, help="training pairs (default 64)")
-    m.add_argument('--n-val', type=int, default=16, help="validation pairs (default 16)")
+    m.add_argument('--n-train', type=_int_in(0), default=64, help="training pairs (default 64)")
+    m.add_argument('--n-val', type=_int_in(0), default=16, help="validation pairs (default 16)")
     m.add_argument('--size', type=int, default=256, help="tile side in pixels (default 256)")
     m.add_argument('--layout', choices=('mist', 'bci'), default='mist', help="folder layout (default mist)")
     m.add_argument('--seed', type=int, default=0, help="random seed (default 0)")
@@ -455,8 +498,9 @@ def build_parser()->argparse.ArgumentParser:
     ts = sub.add_parser('translate-slide', help="translate a whole H&E slide into a virtual IHC pyramidal TIFF",
                         description="Read SLIDE with OpenSlide (Aperio .svs, generic tiled TIFF and the other formats it "
                                     "reads), translate the tissue in overlapping, blended windows, and write OUT as a "
-                                    "tiled JPEG pyramidal TIFF with the slide's microns per pixel. Background windows "
-                                    "are written white. Memory does not grow with the slide.")
+                                    "tiled JPEG pyramidal TIFF with the slide's microns per pixel. Glass stays white: it is "
+                                    "decided on a low-resolution tissue mask, blended over a few of its pixels. Memory does "
+                                    "not grow with the slide.")
     ts.add_argument('slide', type=Path, help="whole-slide image")
     ts.add_argument('out', type=Path, help="output pyramidal TIFF (.tif)")
     ts.add_argument('--generator', type=Path, required=True,
@@ -467,7 +511,7 @@ def build_parser()->argparse.ArgumentParser:
     ts.add_argument('--batch-size', type=_int_in(1), default=8, help="windows per pass (default 8)")
     ts.add_argument('--quality', type=_int_in(1, 100), default=90, help="JPEG quality of the output, 1..100 (default 90)")
     ts.add_argument('--all-tiles', action='store_true', help="translate background too (no tissue detection)")
-    ts.add_argument('--overwrite', action='store_true', help="replace OUT if it exists")
+    ts.add_argument('--overwrite', action='store_true', help="replace OUT if it exists (and OUT.her2.png, OUT.her2.csv)")
     ts.add_argument('--device', default=None, help="cpu, cuda, cuda:1 ... (default: cuda if there is a GPU)")
     ts.add_argument('--precision', choices=INFERENCE_PRECISIONS + ('auto',), default='auto',
                     help="fp32, bf16 or fp16 autocast, openvino (CPU); auto (default): where the device has native bf16, "
@@ -503,6 +547,8 @@ def build_parser()->argparse.ArgumentParser:
                     ('--precision', dict(choices=INFERENCE_PRECISIONS + ('auto',), default='auto', help="fp32, bf16, fp16, openvino or auto (default)"))):
         tss.add_argument(arg, **kw)
     tss.add_argument('--all-tiles', action='store_true', help="translate background too (no tissue detection)")
+    tss.add_argument('--overwrite', action='store_true', help="translate again the slides of OUT_DIR that another generator or other settings "
+                                                              "wrote, replacing them and their HER2 maps (those this run would write alike are kept)")
     tss.add_argument('-q', '--quiet', action='store_true', help="no progress bar")
     tss.set_defaults(func=_translate_slides)
 
@@ -528,14 +574,17 @@ def main(
     main_thread = threading.current_thread() is threading.main_thread()
     before = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     shown = warnings.showwarning   # a warning is one line that says which command it comes from, not a source location
-    warnings.showwarning = lambda message, *_, **__: print(f"he2ihc {a.command}: warning: {message}", file=sys.stderr)
+    warnings.showwarning = lambda message, *_, **__: print(f"he2ihc {a.command}: warning: {_cli_words(message)}", file=sys.stderr)
     try: return a.func(a)
     except (OSError, ValueError, CheckpointError, NonFiniteLossError) as e:   # the message names the problem; no traceback
-        print(f"he2ihc {a.command}: error: {e}", file=sys.stderr)
+        print(f"he2ihc {a.command}: error: {_cli_words(e)}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"he2ihc {a.command}: error: out of memory; ask for less at once (smaller tiles or batches, fewer workers)", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
         term = isinstance(e, Terminated)
-        print(f"he2ihc {a.command}: {'terminated (SIGTERM)' if term else 'interrupted'}; partial files removed", file=sys.stderr)
+        print(f"he2ihc {a.command}: {'terminated (SIGTERM)' if term else 'interrupted'}{_left_said(a)}", file=sys.stderr)
         return 143 if term else 130
     except Exception as e:   # a fault of he2ihc's, not of the input: one line, and the traceback on request
         if os.environ.get('HE2IHC_DEBUG'): raise

@@ -13,15 +13,17 @@ import torch
 from torch import nn
 from fastprogress.fastprogress import progress_bar
 
-from .data import HER2_SCORES, atomic_write, check_output
+from .data import HER2_SCORES, atomic_write, check_output, exclusive_lock, remove_stale_partials, remove_stale_lock
 from .inference import (translate_slide, open_slide, slide_thumbnail, tissue_mask, mask_box, as_generator,
-                              check_tiling, check_quality, _check_precision, _check_batch_size, _rgb)
+                              check_tiling, check_quality, _check_precision, _check_batch_size, _rgb,
+                              slide_key, read_slide_key, check_slide_output)
 from .her2 import score_ihc
 from .viewer import her2_map_path, write_her2_map
 
 # %% auto #0
-__all__ = ['SLIDE_SUFFIXES', 'REPORT_NAME', 'REPORT_FIELDS', 'list_slides', 'SlideScores', 'score_slide', 'write_slide_scores',
-           'worker_generator', 'worker_device', 'translate_one', 'SlidesReport', 'local_cluster', 'translate_slides']
+__all__ = ['SLIDE_SUFFIXES', 'REPORT_NAME', 'REPORT_FIELDS', 'KEYED_SETTINGS', 'list_slides', 'SlideScores', 'score_slide',
+           'write_slide_scores', 'worker_generator', 'worker_device', 'her2_files', 'translate_one', 'SlidesReport',
+           'local_cluster', 'translate_slides']
 
 # %% ../nbs/13_slides.ipynb #0812dd8a
 SLIDE_SUFFIXES = ('.svs', '.tif', '.tiff', '.ndpi', '.vms', '.vmu', '.scn', '.mrxs', '.svslide', '.bif', '.czi')  # whole-slide files OpenSlide opens
@@ -37,7 +39,13 @@ def list_slides(
     names = {}
     if isinstance(src, (str, os.PathLike)) and Path(src).expanduser().is_dir():
         folder = Path(src).expanduser()
-        slides = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SLIDE_SUFFIXES and not p.name.startswith('.'))
+        named = sorted(p for p in folder.iterdir() if p.suffix.lower() in SLIDE_SUFFIXES and not p.name.startswith('.'))
+        slides = [p for p in named if p.is_file()]
+        for p in named:     # what looks like a slide and is not one is said, not passed over
+            if not p.is_file():
+                why = ('a folder, not a slide file' if p.is_dir() else
+                       'a symbolic link that leads nowhere (its target is missing, or the links loop)' if p.is_symlink() else 'not a regular file')
+                warnings.warn(f"{p}: skipped, {why}", stacklevel=2)
         if not slides: raise FileNotFoundError(f"{folder}: no slide files here (looked for {', '.join(SLIDE_SUFFIXES)})")
     elif isinstance(src, (str, os.PathLike)) and Path(src).suffix.lower() == '.csv':
         man = Path(src).expanduser()
@@ -50,6 +58,7 @@ def list_slides(
         raise FileNotFoundError(f"{src}: neither a folder of slides nor a .csv manifest")
     else: slides = [Path(s).expanduser() for s in src]
     pairs = [(s, out_dir/(names.get(s) or s.stem + suffix)) for s in slides]
+    for s, o in pairs: check_slide_output(o)
     seen = {}
     for s, o in pairs:
         if o.name in seen: raise ValueError(f"{seen[o.name]} and {s} would both be written to {o}; name the outputs in a manifest (column 'output')")
@@ -154,24 +163,38 @@ def worker_device(device=None)->torch.device:
     if torch.cuda.is_available(): return torch.device('cuda', _worker()[1] % torch.cuda.device_count())
     return torch.device('cpu')
 
+KEYED_SETTINGS = dict(level=0, tile=512, overlap=64, detect_tissue=True, quality=90, precision='auto')   # what a virtual slide's pixels depend on, with `translate_slide`'s defaults
+
+def _key(G, slide, settings:dict)->dict:
+    "The `slide_key` of translating `slide` with `G` and these `translate_slide` settings."
+    return slide_key(G, slide, **{k: settings.get(k, v) for k, v in KEYED_SETTINGS.items()})
+
+def her2_files(out)->list:
+    "The HER2 map and region CSV that go beside the virtual slide `out`."
+    png = her2_map_path(out); return [png, png.with_suffix('.csv')]
+
 def translate_one(
     generator,            # as for `worker_generator`
     slide, out,           # the slide and its virtual slide
     settings:dict=None,   # keyword arguments of `translate_slide` (tile, overlap, batch_size, precision, level, quality, ...)
     her2:dict=None,       # keyword arguments of `score_slide` (region, ...); None: no HER2 map
     threads:int=None,     # torch CPU threads in this process
+    overwrite:bool=False, # replace an `out` that another generator or other settings wrote (and its HER2 map)
 )->dict:                  # the slide's report line (`REPORT_FIELDS`)
     "Translate and score one slide where this runs; a failure is reported in the line, not raised."
     t0 = time.perf_counter()
     row = dict.fromkeys(REPORT_FIELDS, '') | dict(slide=str(slide), output=str(out), status='failed', worker=_worker()[0])
     try:
         if threads: torch.set_num_threads(threads)
-        if Path(out).exists(): return row | dict(status='skipped', error='already written')   # (a slide retried after it was written)
         settings = dict(settings or {})
         device = worker_device(settings.pop('device', None))
+        if Path(out).exists():   # (a slide retried after it was written; or, with `overwrite`, one written by another generator or settings)
+            if not overwrite or read_slide_key(out) == _key(worker_generator(generator, device), slide, settings):
+                return row | dict(status='skipped', error='already written')
+            for f in her2_files(out): f.unlink(missing_ok=True)   # the map of the slide being replaced is not this one's
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always')
-            r = translate_slide(worker_generator(generator, device), slide, out, device=device, progress=False, **settings)
+            r = translate_slide(worker_generator(generator, device), slide, out, device=device, progress=False, overwrite=overwrite, **settings)
         area = r.tissue_megapixels * (r.mpp[0] * r.mpp[1] if r.mpp else float('nan'))   # Mpx x um^2/px = mm^2
         row |= dict(status='written', width=r.size[0], height=r.size[1], mpp=round(r.mpp[0], 5) if r.mpp else '',
                     tissue_mm2=round(area, 3) if area == area else '', tissue_mpx=round(r.tissue_megapixels, 3),
@@ -235,6 +258,7 @@ def translate_slides(
     her2_region:int=512,          # side of the scored regions, level-0 pixels
     suffix:str='.tif',
     progress:bool=True,           # a progress bar over slides
+    overwrite:bool=False,         # translate again the outputs another generator or other settings wrote (and replace their HER2 maps)
     **slide_kw,                   # `translate_slide` settings: level, tile, overlap, batch_size, device, precision, quality, detect_tissue
 )->SlidesReport:
     "Translate many slides on a Dask cluster: one virtual slide, HER2 map and report line each; a rerun does what is left."
@@ -249,14 +273,39 @@ def translate_slides(
         g = Path(generator).expanduser()
         if not g.is_file(): raise FileNotFoundError(f"{g}: no generator file (export one with `StainLearner.export_generator`)")
         generator = str(g.resolve())
+    G = as_generator(generator, 'cpu') if not isinstance(generator, nn.Module) else generator   # a broken or hostile file is refused once, here
     out_dir = Path(out_dir).expanduser(); check_output(out_dir, 'folder', 'output folder')
     pairs = list_slides(slides, out_dir, suffix)
     out_dir.mkdir(parents=True, exist_ok=True)
     report, t0 = out_dir/REPORT_NAME, time.perf_counter()
+    with exclusive_lock(report, 'folder of virtual slides'):   # one run at a time into a folder: each report line is true
+        return _translate_slides(generator, G, pairs, report, t0, scheduler, n_workers, threads_per_worker, her2, her2_region,
+                                 progress, overwrite, slide_kw)
+
+def _stale(have, want)->str:
+    "What differs between the record of an existing virtual slide and what this run would write."
+    if have is None: return "no he2ihc record of what made it"
+    diff = [k for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
+    said = ["another generator" if k == 'generator' else "another version of the slide file" if k in ('slide', 'bytes', 'mtime_ns')
+            else f"{k} {have.get(k)!r}" for k in diff]
+    return "written with " + ', '.join(dict.fromkeys(said))
+
+def _translate_slides(generator, G, pairs, report, t0, scheduler, n_workers, threads_per_worker, her2, her2_region, progress, overwrite, slide_kw):
     old = _read_report(report)
-    rows = {}
+    rows, stale, maps = {}, [], []
     for s, o in pairs:
-        if o.exists(): rows[str(o)] = old.get(str(o), dict.fromkeys(REPORT_FIELDS, '') | dict(slide=str(s), output=str(o))) | dict(status='skipped')
+        if o.exists():
+            have, want = read_slide_key(o), _key(G, s, slide_kw) if s.exists() else None
+            if want is not None and have == want:
+                rows[str(o)] = old.get(str(o), dict.fromkeys(REPORT_FIELDS, '') | dict(slide=str(s), output=str(o))) | dict(status='skipped')
+            else: stale.append((o, _stale(have, want) if want is not None else "its slide is missing"))
+        elif her2: maps += [f for f in her2_files(o) if f.exists()]
+    if (stale or maps) and not overwrite:
+        few = lambda xs: '; '.join(xs[:5]) + (f" and {len(xs) - 5} more" if len(xs) > 5 else '')
+        said = ([f"{len(stale)} virtual slides that this run would not write as they are: " + few([f"{o.name} ({why})" for o, why in stale])]
+                if stale else []) + ([f"HER2 maps of slides not written yet: {few([f.name for f in maps])}"] if maps else [])
+        raise FileExistsError(f"{report.parent} holds {' and '.join(said)}; pass overwrite=True (--overwrite) to translate those slides "
+                              "again and replace them, or choose another output folder")
     todo = [(s, o) for s, o in pairs if str(o) not in rows]
     h = dict(region=her2_region) if her2 else None
     bar = progress_bar(range(len(todo)), leave=False) if progress and todo else None
@@ -266,7 +315,7 @@ def translate_slides(
         rows[row['output']] = row; _write_report(report, ordered())
         if it is not None: next(it, None); bar.comment = f"{Path(row['slide']).name}: {row['status']}"
     if todo and n_workers == 0:
-        for s, o in todo: done(translate_one(generator, s, o, slide_kw, h, threads_per_worker))
+        for s, o in todo: done(translate_one(G, s, o, slide_kw, h, threads_per_worker, overwrite))
     elif todo:
         from distributed import Client, as_completed
         from distributed.client import FutureCancelledError
@@ -281,7 +330,7 @@ def translate_slides(
                 with warnings.catch_warnings():
                     warnings.filterwarnings('ignore', message='.*[Ll]arge graph')
                     g = client.submit(_held, generator, pure=False) if isinstance(generator, nn.Module) else generator
-                futs = {client.submit(task, g, str(s), str(o), slide_kw, h, threads, pure=False): (s, o)
+                futs = {client.submit(task, g, str(s), str(o), slide_kw, h, threads, overwrite, pure=False): (s, o)
                         for s, o in todo}
                 for f in as_completed(futs):
                     s, o = futs[f]
@@ -290,7 +339,9 @@ def translate_slides(
                         done(dict.fromkeys(REPORT_FIELDS, '') | dict(slide=str(s), output=str(o), status='failed',
                              error=f"the workers translating this slide died ({type(e).__name__}); its finished bands are kept, run again to continue"))
         finally:
-            if cluster is not None: cluster.close()
+            if cluster is not None:
+                cluster.close()
+                for s, o in todo: remove_stale_partials(o); remove_stale_lock(o)   # what workers killed with the cluster left (their bands are kept)
     if bar is not None: list(it)
     _write_report(report, ordered())
     return SlidesReport(ordered(), report, time.perf_counter() - t0)
