@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np, torch
 from he2ihc.presets import build_generator, get_preset
 from he2ihc.models import fast_cpu_convs
-from he2ihc.inference import as_generator, cpu_has_native_bf16, translate, openvino_available, OpenVINOGenerator
+from he2ihc.runtime import as_generator, cpu_has_native_bf16, openvino_available, OpenVINOGenerator
 from he2ihc.synthetic import synth_pair
 from he2ihc.metrics import psnr
 

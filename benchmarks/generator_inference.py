@@ -12,7 +12,7 @@ machine.
 import argparse, contextlib, json, os, platform, time
 from pathlib import Path
 import torch
-from he2ihc.train import build_generator, get_preset
+from he2ihc.presets import build_generator, get_preset
 from he2ihc.models import fast_cpu_convs
 
 def main(argv=None):

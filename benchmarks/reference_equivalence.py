@@ -44,7 +44,7 @@ TERMS = ('G_GAN', 'NCE', 'ASP', 'GP', 'G', 'D_real', 'D_fake', 'D')
 def fixed_pair(size, score=2, seed=0, dtype=torch.float32):
     "One synthetic (H&E, IHC) pair as (1, 3, size, size) tensors in [-1, 1]."
     from he2ihc.synthetic import synth_pair
-    from he2ihc.data import rgb_to_tensor
+    from he2ihc.tiles import rgb_to_tensor
     he, ihc, _ = synth_pair(score, size=size, seed=seed)
     return rgb_to_tensor(he)[None].to(dtype), rgb_to_tensor(ihc)[None].to(dtype)
 

@@ -37,7 +37,7 @@ def tiny_generator(ngf:int, blocks:int):
     return ResnetGenerator(ngf=ngf, n_blocks=blocks).eval()
 
 def paper_generator():
-    from he2ihc.train import get_preset, build_generator
+    from he2ihc.presets import get_preset, build_generator
     torch.manual_seed(0)
     return build_generator(get_preset('ours')).eval()
 
@@ -57,7 +57,7 @@ def throughput(G, tile:int, bs:int, n:int, device)->dict:
 def write_synthetic_slide(path:Path, width:int, height:int, tissue:float=0.25, mpp:float=0.5, seed:int=0):
     "A WxH pyramidal H&E slide: synthetic tissue texture inside a centred ellipse covering `tissue` of it, glass outside."
     from he2ihc.synthetic import synth_pair
-    from he2ihc.inference import write_pyramidal_tiff
+    from he2ihc.wsi import write_pyramidal_tiff
     he, _, _ = synth_pair(2, size=1024, seed=seed, max_shift=0, max_rotation=0, max_warp=0)
     rng = np.random.default_rng(seed)
     glass = np.clip(rng.normal([238, 236, 240], 2.0, (256, 1024, 3)), 0, 255).astype(np.uint8)
