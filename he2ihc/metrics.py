@@ -4,35 +4,28 @@
 
 # %% ../nbs/13_metrics.ipynb #e35689f3
 from __future__ import annotations
-import contextlib, io, math, os, warnings
-from dataclasses import dataclass
+import contextlib, io, warnings
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from fastprogress.fastprogress import progress_bar
-from PIL import Image
-from .data import match_folders, find_pairs, DatasetError
-from .tiles import load_rgb, rgb_to_tensor, as_uint8, HER2_SCORES, score_from_name
-from .files import read_torch_file, atomic_write
+from .tiles import as_uint8, HER2_SCORES
+from .files import read_torch_file
 from .her2 import score_ihc, separate_hdab
 from .losses import mean_l1
 from .checkpoints import load_state_checked
-from .choices import METRICS
 
 # %% auto #0
-__all__ = ['WEIGHTS', 'PHV_LAYERS', 'DAB_POSITIVE_OD', 'TABLE_COLUMNS', 'HER2_COLUMNS', 'EXTRA_COLUMNS', 'NA_WEIGHTS',
-           'PAPER_TABLE_I', 'PAPER_TABLE_II', 'EVALUATION_FILES', 'to_uint8_range', 'psnr', 'ssim', 'l1',
-           'pixel_metrics', 'WeightsMissingError', 'weights_dir', 'weights_file', 'load_weights', 'lpips_net',
-           'lpips_distance', 'resnet50_net', 'PHV', 'FIDInceptionV3', 'inception_net', 'write_random_weights',
-           'frechet_distance', 'fid_from_features', 'kid_from_features', 'dab_od', 'dab_stats', 'dab_fidelity',
-           'her2_confusion', 'quadratic_kappa', 'dab_p90', 'dab_iod', 'membrane_share', 'FolderScores', 'score_folder',
-           'her2_agreement', 'her2_readouts', 'rows_agreement', 'Evaluation', 'her2_confusion_figure', 'format_table',
-           'evaluate_folders', 'generator_title', 'evaluate_generator']
+__all__ = ['WEIGHTS', 'PHV_LAYERS', 'DAB_POSITIVE_OD', 'to_unit_batch', 'to_uint8_range', 'psnr', 'ssim', 'l1', 'pixel_metrics',
+           'WeightsMissingError', 'weights_dir', 'weights_file', 'load_weights', 'lpips_net', 'lpips_distance',
+           'resnet50_net', 'PHV', 'FIDInceptionV3', 'inception_net', 'write_random_weights', 'frechet_distance',
+           'fid_from_features', 'kid_from_features', 'dab_od', 'dab_stats', 'dab_fidelity', 'her2_confusion',
+           'quadratic_kappa', 'dab_p90', 'dab_iod', 'membrane_share', 'her2_agreement', 'her2_readouts',
+           'rows_agreement']
 
 # %% ../nbs/13_metrics.ipynb #d9d359af
-def _to_unit(a:np.ndarray, device=None)->Tensor:
+def to_unit_batch(a:np.ndarray, device=None)->Tensor:
     "uint8 (H, W, 3) -> float (1, 3, H, W) in [0, 1]."
     return torch.from_numpy(np.require(a, requirements=('C', 'W'))).to(device).permute(2, 0, 1)[None].float() / 255
 
@@ -70,7 +63,7 @@ def pixel_metrics(
 )->dict:              # {'SSIM': ..., 'PSNR': ...}
     "SSIM and PSNR of one pair of 8-bit RGB images, as scikit-image computes them."
     if fake.shape != real.shape: raise ValueError(f"fake and real differ in size: {fake.shape} vs {real.shape}")
-    a, b = _to_unit(fake, device) * 2 - 1, _to_unit(real, device) * 2 - 1
+    a, b = to_unit_batch(fake, device) * 2 - 1, to_unit_batch(real, device) * 2 - 1
     return {'SSIM': ssim(a, b).item(), 'PSNR': psnr(a, b).item()}
 
 # %% ../nbs/13_metrics.ipynb #da15fece
@@ -143,7 +136,7 @@ def lpips_distance(
 )->float:
     "LPIPS between two 8-bit RGB images (lower is closer)."
     dev = next(net.parameters()).device
-    with torch.no_grad(): return net(_to_unit(fake, dev) * 2 - 1, _to_unit(real, dev) * 2 - 1).item()
+    with torch.no_grad(): return net(to_unit_batch(fake, dev) * 2 - 1, to_unit_batch(real, dev) * 2 - 1).item()
 
 # %% ../nbs/13_metrics.ipynb #cfcafbaa
 PHV_LAYERS = ('layer1', 'layer2', 'layer3', 'layer4')
@@ -170,7 +163,7 @@ class PHV:
         mean, std = torch.tensor(_IMAGENET_MEAN, device=dev)[:, None, None], torch.tensor(_IMAGENET_STD, device=dev)[:, None, None]
         out = []
         with torch.no_grad():
-            x = n.maxpool(n.relu(n.bn1(n.conv1((_to_unit(img, dev) - mean) / std))))
+            x = n.maxpool(n.relu(n.bn1(n.conv1((to_unit_batch(img, dev) - mean) / std))))
             for name in PHV_LAYERS:
                 x = getattr(n, name)(x); out.append(x.mean((0, 2, 3)))
         return out
@@ -372,52 +365,6 @@ def membrane_share(
     "How completely the tile's cell membranes are stained: what a HER2 score is read from."
     return float(np.mean(h.completeness, dtype=np.float64)) if h.n_cells else 0.0
 
-# %% ../nbs/13_metrics.ipynb #018c6da6
-@dataclass
-class FolderScores:
-    "The HER2 scores of a folder of IHC images (`score_folder`)."
-    rows:list      # one dict per image scored, with the fields of `FolderScores.fields`
-    failed:list    # (path, reason) of each image that could not be read
-    @staticmethod
-    def fields()->list:
-        from he2ihc.her2 import CELL_CLASSES
-        return ['name', 'score', 'cells', *(f'frac_{k}' for k in CELL_CLASSES), 'dab_mean', 'dab_p90', 'iod', 'true_score']
-    @property
-    def counts(self)->dict: return {s: sum(r['score'] == s for r in self.rows) for s in HER2_SCORES}
-    @property
-    def agreement(self)->dict|None:
-        "Accuracy and quadratic kappa against the scores in the file names (None when no name carries one)."
-        known = [r for r in self.rows if r['true_score']]
-        if not known: return None
-        t, s = [r['true_score'] for r in known], [r['score'] for r in known]
-        return dict(n=len(known), accuracy=float(np.mean([a == b for a, b in zip(t, s)])), kappa=quadratic_kappa(t, s))
-    def write_csv(self, path)->Path:
-        "The rows as CSV, written whole or not at all."
-        import csv
-        with atomic_write(path) as tmp, open(tmp, 'w', newline='') as f:
-            w = csv.DictWriter(f, self.fields()); w.writeheader(); w.writerows(self.rows)
-        return Path(path)
-
-def score_folder(
-    folder,                # a folder of IHC images
-    progress:bool=False,   # a progress bar
-)->FolderScores:
-    "HER2-score every IHC image of a folder, with its DAB and the score its file name carries."
-    from he2ihc.tiles import image_files, ImageReadError
-    folder = Path(folder).expanduser()
-    if not folder.is_dir(): raise NotADirectoryError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}")
-    files = image_files(folder)
-    if not files: raise ValueError(f"{folder}: no images to score")
-    rows, failed = [], []
-    for f in (progress_bar(files, leave=False) if progress else files):
-        try:
-            img = load_rgb(f); r = score_ihc(img)
-        except ImageReadError as e: failed.append((f, e.reason)); continue
-        except (OSError, ValueError) as e: failed.append((f, e)); continue
-        rows.append({'name': f.stem, 'score': r.score, 'cells': r.n_cells, **{f'frac_{k}': v for k, v in r.fractions.items()},
-                     'dab_mean': r.dab_mean, 'dab_p90': r.dab_p90, 'iod': dab_iod(img), 'true_score': score_from_name(f.stem) or ''})
-    return FolderScores(rows, failed)
-
 # %% ../nbs/13_metrics.ipynb #bce8ef5a
 def _need(n): return f"n/a (needs {n} tile{'s' if n > 1 else ''})"
 
@@ -475,266 +422,3 @@ def rows_agreement(
     col = lambda k: [r[k] for r in rows]
     return her2_agreement(col('HER2_fake'), col('HER2_real'), col('DAB_p90_fake'), col('DAB_p90_real'), col('IOD_fake'), col('IOD_real'),
                           true_scores=true_scores, fake_membrane=col('Membrane_fake'), real_membrane=col('Membrane_real'))
-
-# %% ../nbs/13_metrics.ipynb #62ad0333
-TABLE_COLUMNS = ('SSIM', 'PHV_layer1', 'PHV_layer2', 'PHV_layer3', 'PHV_layer4', 'PHV_avg', 'FID', 'KID', 'LPIPS', 'PSNR')
-HER2_COLUMNS = ('HER2_acc', 'HER2_kappa', 'DAB_p90_r', 'DAB_p90_MAE', 'IOD_r', 'HER2_order_err', 'Membrane_r', 'Membrane_MAE',
-                'HER2_real_acc', 'HER2_real_kappa', 'HER2_virtual_acc', 'HER2_virtual_kappa')
-EXTRA_COLUMNS = ('KID_std', 'DAB_MAE', 'DAB_r', 'DAB_area_err') + HER2_COLUMNS + ('n',)
-NA_WEIGHTS = 'n/a (weights missing)'
-
-class Evaluation:
-    "Accumulate the paper's metrics, DAB fidelity and HER2 agreement over (fake, real) pairs of 8-bit RGB images."
-    def __init__(self,
-        metrics=METRICS,        # which of 'ssim', 'psnr', 'lpips', 'phv', 'fid', 'kid', 'dab', 'her2'
-        device=None,            # where the networks run (default: CUDA when present)
-        inception=None,         # FID/KID network: weights file, module (B,3,H,W in [0,1] -> (B,d)), or None for the cache
-        resnet50=None,          # PHV network: weights file, torchvision-style ResNet module, or None for the cache
-        alexnet=None,           # LPIPS: AlexNet weights file, an `lpips.LPIPS` module, or None for the cache
-        kid_subsets:int=100, kid_subset_size:int=100, seed:int=0,
-    ):
-        unknown = set(metrics) - set(METRICS)
-        if unknown: raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {', '.join(METRICS)}")
-        self.metrics, self.kid = tuple(metrics), (kid_subsets, kid_subset_size, seed)
-        self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-        self.missing, self.rows, self.feats, self.dab = {}, [], ([], []), ([], [])
-        self.lpips = self._net('alexnet', 'lpips', alexnet, lpips_net)
-        self.phv = self._net('resnet50', 'phv', resnet50, lambda x: PHV(resnet50_net(x).to(self.device)))
-        if isinstance(self.phv, nn.Module): self.phv = PHV(self.phv.to(self.device))
-        self.inception = self._net('inception', ('fid', 'kid'), inception, inception_net)
-
-    def _net(self, name, uses, given, build):
-        uses = (uses,) if isinstance(uses, str) else uses
-        if not any(u in self.metrics for u in uses): return None
-        if isinstance(given, nn.Module): return given.to(self.device).eval()
-        try: net = build(given)
-        except WeightsMissingError as e:
-            if given is not None: raise   # a file the user named must work; only a missing cache entry becomes n/a
-            self.missing[name] = str(e)
-            warnings.warn(f"{'/'.join(u.upper() for u in uses)} not computed: {e}", stacklevel=3)
-            return None
-        return net.to(self.device) if isinstance(net, nn.Module) else net
-
-    def add(self,
-        name:str,    # the pair's name (file stem)
-        fake,        # generated IHC: uint8 (H, W, 3) or anything `as_uint8` takes
-        real,        # real IHC of the same pair and size
-    )->dict:         # this pair's row
-        "Score one pair and remember what the set-level metrics need."
-        fake, real = as_uint8(fake), as_uint8(real)
-        if fake.shape != real.shape: raise ValueError(f"{name}: fake and real differ in size: {fake.shape[1::-1]} vs {real.shape[1::-1]} (width, height)")
-        row = {'name': name}
-        if 'ssim' in self.metrics or 'psnr' in self.metrics:
-            pm = pixel_metrics(fake, real, self.device)
-            row |= {k: v for k, v in pm.items() if k.lower() in self.metrics}
-        if self.lpips is not None: row['LPIPS'] = lpips_distance(self.lpips, fake, real)
-        if self.phv is not None: row |= self.phv(fake, real)
-        if self.inception is not None:
-            with torch.no_grad():
-                for store, im in zip(self.feats, (fake, real)):
-                    store.append(self.inception(_to_unit(im, self.device)).double().cpu().numpy()[0])
-        if 'dab' in self.metrics:
-            sf, sr = dab_stats(fake), dab_stats(real)
-            self.dab[0].append(sf); self.dab[1].append(sr)
-            row |= {'DAB_od_fake': sf['dab_od'], 'DAB_od_real': sr['dab_od'], 'DAB_area_fake': sf['dab_area'], 'DAB_area_real': sr['dab_area']}
-        if 'her2' in self.metrics:
-            try: row |= her2_readouts(fake, real)
-            except ValueError as e: raise ValueError(f"{name}: cannot score HER2: {e}") from None
-            if (t := score_from_name(name)) is not None: row['HER2_true'] = t
-        self.rows.append(row)
-        return row
-
-    def per_image(self):
-        "One row per pair (a pandas DataFrame)."
-        import pandas as pd
-        return pd.DataFrame(self.rows)
-
-    def summary(self)->dict:
-        "Table I's columns (mean over pairs; FID and KID over the sets), KID x 1000, then the extra columns."
-        if not self.rows: raise ValueError("no pairs were evaluated")
-        out, n = {}, len(self.rows)
-        for c in TABLE_COLUMNS + EXTRA_COLUMNS:
-            if c in self.rows[0]: out[c] = float(np.mean([r[c] for r in self.rows]))
-        if 'lpips' in self.metrics and self.lpips is None: out['LPIPS'] = NA_WEIGHTS
-        if 'phv' in self.metrics and self.phv is None: out |= {f'PHV_{k}': NA_WEIGHTS for k in PHV_LAYERS + ('avg',)}
-        f1, f2 = (np.stack(f) if f else None for f in self.feats)
-        if 'fid' in self.metrics:
-            out['FID'] = NA_WEIGHTS if self.inception is None else fid_from_features(f1, f2) if n >= 2 else 'n/a (needs 2 pairs)'
-        if 'kid' in self.metrics:
-            if self.inception is None: out['KID'] = out['KID_std'] = NA_WEIGHTS
-            elif n < 2: out['KID'] = out['KID_std'] = 'n/a (needs 2 pairs)'
-            else:
-                m, s = kid_from_features(f1, f2, *self.kid)
-                out['KID'], out['KID_std'] = 1000 * m, 1000 * s
-        if 'dab' in self.metrics: out |= dab_fidelity(*self.dab)
-        if 'her2' in self.metrics:
-            out |= rows_agreement(self.rows)
-            known = [r for r in self.rows if 'HER2_true' in r]   # tiles whose file name gives the true score
-            if known:
-                g = rows_agreement(known, true_scores=[r['HER2_true'] for r in known])
-                out |= {k: v for k, v in g.items() if k.startswith(('HER2_real_', 'HER2_virtual_'))}
-        out['n'] = n
-        return {c: out[c] for c in TABLE_COLUMNS + EXTRA_COLUMNS if c in out}
-
-# %% ../nbs/13_metrics.ipynb #1fe6acea
-def her2_confusion_figure(
-    rows,             # per-pair rows with 'HER2_real' and 'HER2_fake': `Evaluation.per_image()`, its list of dicts, or per_image.csv read back
-    path=None,        # PNG file to write; None: write nothing
-    title:str=None,   # figure title (default: the number of tiles)
-):                    # the matplotlib Figure
-    "The 4 x 4 HER2 confusion matrix of real vs virtual IHC scores, counts in the cells."
-    from matplotlib.figure import Figure
-    if hasattr(rows, 'to_dict'): rows = rows.to_dict('records')
-    m = her2_confusion([str(r['HER2_real']) for r in rows], [str(r['HER2_fake']) for r in rows])   # (a CSV reads '0' back as 0)
-    fig = Figure(figsize=(4.2, 3.8)); ax = fig.subplots()
-    ax.imshow(m, cmap='Blues', vmin=0, vmax=max(1, m.max()))
-    for i, j in np.ndindex(m.shape):
-        ax.text(j, i, str(m[i, j]), ha='center', va='center', color='white' if m[i, j] > m.max() / 2 else 'black')
-    ax.set_xticks(range(len(HER2_SCORES)), HER2_SCORES); ax.set_yticks(range(len(HER2_SCORES)), HER2_SCORES)
-    ax.set_xlabel('virtual IHC score'); ax.set_ylabel('real IHC score')
-    ax.set_title(f"{title + ': ' if title else ''}HER2 scores of {m.sum()} tiles", fontsize=10)
-    fig.tight_layout()
-    if path is not None: fig.savefig(path, dpi=120, format='png')
-    return fig
-
-# %% ../nbs/13_metrics.ipynb #1398f28f
-_DECIMALS = dict(SSIM=4, PHV_layer1=4, PHV_layer2=4, PHV_layer3=4, PHV_layer4=4, PHV_avg=4, FID=1, KID=1, LPIPS=4, PSNR=4,
-                 KID_std=1, DAB_MAE=4, DAB_r=3, DAB_area_err=4, HER2_acc=3, HER2_kappa=3, DAB_p90_r=3, DAB_p90_MAE=4,
-                 IOD_r=3, HER2_order_err=3, Membrane_r=3, Membrane_MAE=3, HER2_real_acc=3, HER2_real_kappa=3, HER2_virtual_acc=3, HER2_virtual_kappa=3, n=0)
-_NAN_SHOWN = ('DAB_r', 'HER2_kappa', 'DAB_p90_r', 'IOD_r', 'HER2_order_err', 'Membrane_r', 'HER2_real_kappa', 'HER2_virtual_kappa')   # nan: computed, undefined
-
-def _fmt(c, v):
-    if isinstance(v, str): return v
-    if v is None or (isinstance(v, float) and math.isnan(v)): return 'n/a'
-    return f"{v:.{_DECIMALS.get(c, 4)}f}"
-
-def format_table(
-    rows,               # method name -> summary dict (`Evaluation.summary`), or a DataFrame with one row per method (`evaluate_*`)
-    columns=None,       # columns to show (default: Table I's, then those of the extra columns any row has)
-)->str:                 # a markdown table
-    "Summaries as a markdown table in the paper's column order."
-    if hasattr(rows, 'to_dict'): rows = {k: {c: v for c, v in r.items() if not (isinstance(v, float) and math.isnan(v) and c not in _NAN_SHOWN)}
-                                         for k, r in rows.to_dict('index').items()}
-    if columns is None:
-        have = set().union(*(r.keys() for r in rows.values()))
-        columns = [c for c in TABLE_COLUMNS + EXTRA_COLUMNS if c in have]
-    lines = ['| Method | ' + ' | '.join(columns) + ' |', '|---|' + '---|' * len(columns)]
-    lines += ['| ' + ' | '.join([name] + [_fmt(c, r.get(c, '')) if c in r else '' for c in columns]) + ' |' for name, r in rows.items()]
-    return '\n'.join(lines)
-
-def _paper(rows):
-    return {name: dict(zip(TABLE_COLUMNS, vals)) for name, vals in rows}
-
-PAPER_TABLE_I = _paper([   # Qu et al. 2024, Table I (MIST-HER2 test set); KID x 1000
-    ('pix2pix',    (0.1559, 0.5516, 0.5070, 0.3253, 0.8511, 0.5588, 137.3, 82.9, 0.4722, 14.2550)),
-    ('cyclegan',   (0.1914, 0.5633, 0.6346, 0.4695, 0.8871, 0.6386, 240.3, 311.1, 0.4598, 13.5389)),
-    ('cut',        (0.1810, 0.5321, 0.4826, 0.3060, 0.8323, 0.5383, 66.8, 19.0, 0.4542, 14.3022)),
-    ('pyramidp2p', (0.2078, 0.4787, 0.4524, 0.3313, 0.8423, 0.5362, 104.0, 61.8, 0.4493, 14.2033)),
-    ('asp',        (0.2004, 0.4534, 0.4150, 0.2665, 0.8174, 0.4881, 51.4, 12.4, 0.4546, 14.1371)),
-    ('ours',       (0.2153, 0.4482, 0.4094, 0.2639, 0.8157, 0.4843, 51.4, 8.6, 0.4432, 14.3711))])
-PAPER_TABLE_II = _paper([  # Qu et al. 2024, Table II (ablation; "our baseline" is ASP)
-    ('asp',            (0.2004, 0.4534, 0.4150, 0.2665, 0.8174, 0.4881, 51.4, 12.4, 0.4546, 14.1371)),
-    ('ours_multimag',  (0.1980, 0.4494, 0.4119, 0.2654, 0.8165, 0.4858, 60.6, 29.7, 0.4465, 14.3046)),
-    ('ours_attention', (0.2187, 0.4527, 0.4148, 0.2867, 0.8183, 0.4918, 61.6, 23.0, 0.4478, 14.2963)),
-    ('ours',           (0.2153, 0.4482, 0.4094, 0.2639, 0.8157, 0.4843, 51.4, 8.6, 0.4432, 14.3711))])
-
-# %% ../nbs/13_metrics.ipynb #da3f5292
-EVALUATION_FILES = ('per_image.csv', 'confusion.png', 'summary.md', 'summary.csv')   # what an evaluation writes into its folder
-
-def _write_results(ev:Evaluation, out, title:str, fakes:set=frozenset())->tuple:
-    import pandas as pd
-    summary = pd.DataFrame([ev.summary()], index=pd.Index([title], name='method'))
-    per = ev.per_image()
-    if out is not None:
-        out = Path(out); out.mkdir(parents=True, exist_ok=True)
-        # each file whole or not there (atomic_write); summary.csv last, so that its presence means a finished evaluation
-        written = {'per_image.csv', 'summary.md', 'summary.csv'}
-        with atomic_write(out/'per_image.csv') as t: per.to_csv(t, index=False)
-        if 'HER2_real' in per.columns:
-            with atomic_write(out/'confusion.png') as t: her2_confusion_figure(per, t, title=title)
-            written.add('confusion.png')
-        notes = [f"- {v}" for v in ev.missing.values()]
-        with atomic_write(out/'summary.md') as t:
-            t.write_text(f"# Evaluation: {title}\n\n{format_table(summary)}\n" + ("\nNot computed:\n" + '\n'.join(notes) + '\n' if notes else ''))
-        with atomic_write(out/'summary.csv') as t: summary.to_csv(t)
-        _remove_earlier(out, written, {f"{n}.png" for n in per['name']} if 'name' in per.columns else set(), fakes)
-    return summary, per
-
-def _remove_earlier(out:Path, written:set, fake_names:set, fakes:set):
-    "Remove what an earlier evaluation into `out` wrote and this one did not, so that nothing of it passes for this one's."
-    for n in set(EVALUATION_FILES) - written: (out/n).unlink(missing_ok=True)
-    d = out/'fake'
-    if d.is_dir():   # translations an earlier run saved (`save_fakes`): its tiles' names; a file of another name is not ours to delete
-        for f in d.iterdir():
-            if f.name in fake_names and f.name not in fakes and f.is_file(): f.unlink()
-        if not any(d.iterdir()): d.rmdir()
-
-def _bar(items, progress, total=None):
-    return progress_bar(items, total=total, leave=False) if progress else items
-
-def evaluate_folders(
-    fake_dir,            # folder of generated IHC tiles
-    real_dir,            # folder of real IHC tiles with the same file names (any image extension)
-    out=None,            # folder for per_image.csv, summary.csv, summary.md (None: write nothing)
-    title:str=None,      # name of the method in the tables (default: the fake folder's name)
-    progress:bool=True,
-    **kwargs,            # `Evaluation` settings: metrics, device, inception, resnet50, alexnet, ...
-)->tuple:                # (summary: one-row DataFrame indexed by method, per-image DataFrame)
-    "Evaluate generated IHC tiles against real ones, pairing the files of two folders by name."
-    fake_dir, real_dir = Path(fake_dir).expanduser(), Path(real_dir).expanduser()
-    for d in (fake_dir, real_dir):
-        if not d.is_dir(): raise NotADirectoryError(f"{d}: no such folder")
-    problems = []
-    pairs = match_folders(fake_dir, real_dir, 'eval', problems)
-    if problems:
-        msg = '; '.join(f"{p.path}: {p.message}".replace('H&E tile', 'generated tile').replace('IHC partner', 'real partner')
-                        .replace('IHC tile has no H&E partner', 'real tile has no generated partner') for p in problems[:20])
-        raise DatasetError(f"cannot pair {fake_dir} with {real_dir}: {msg}" + (f" ({len(problems)} problems in all)" if len(problems) > 20 else ''))
-    ev = Evaluation(**kwargs)
-    for p in _bar(pairs, progress):
-        ev.add(p.name, load_rgb(p.he), load_rgb(p.ihc))
-    return _write_results(ev, out, title or fake_dir.name)
-
-def _held_out(data):
-    idx = find_pairs(data)
-    for s in ('test', 'val', 'all'):
-        if s in idx.splits and idx[s]: return s, idx[s]
-    raise DatasetError(f"{data}: no test, val or plain-folder pairs to evaluate on (splits found: {', '.join(idx.splits) or 'none'})")
-
-def generator_title(
-    generator,  # a generator module, an exported generator file or a training checkpoint
-)->str:         # the method preset it was trained with, else 'generator'
-    "The name a generator goes by in result tables."
-    if isinstance(generator, (str, Path)) and Path(generator).is_file():
-        from he2ihc.checkpoints import read_he2ihc_file
-        try: ck = read_he2ihc_file(generator)
-        except (OSError, RuntimeError): return 'generator'   # the loader that follows says what is wrong with the file
-        return ck.get('method') or ck['preset']['name']       # exported generator, or training checkpoint
-    return 'generator'
-
-def evaluate_generator(
-    generator,           # a generator module, an exported generator file (`StainLearner.export_generator`) or a training checkpoint
-    data,                # paired dataset (MIST, BCI, two folders); its test (else val) split is used
-    out=None,            # folder for the results (None: write nothing)
-    title:str=None,      # name of the method in the tables (default: the generator file's method)
-    save_fakes:bool=False,  # also write the translations to OUT/fake/ as PNG
-    progress:bool=True,
-    **kwargs,            # `Evaluation` settings: metrics, device, inception, resnet50, alexnet, ...
-)->tuple:                # (summary: one-row DataFrame indexed by method, per-image DataFrame)
-    "Translate the held-out H&E tiles of a paired dataset with `generator` and evaluate against their IHC."
-    from he2ihc.runtime import as_generator   # (public functions of the runtime and translation chapters)
-    from he2ihc.inference import translate
-    ev = Evaluation(**kwargs)
-    G = as_generator(generator, ev.device)
-    split, pairs = _held_out(Path(data).expanduser())
-    if save_fakes:
-        if out is None: raise ValueError("save_fakes needs an `out` folder")
-        (Path(out)/'fake').mkdir(parents=True, exist_ok=True)
-    fakes = set()
-    for p in _bar(pairs, progress):
-        fake = translate(G, np.asarray(load_rgb(p.he)), device=ev.device)
-        if save_fakes:
-            with atomic_write(Path(out)/'fake'/f'{p.name}.png') as t: Image.fromarray(fake).save(t, format='PNG')
-            fakes.add(f'{p.name}.png')
-        ev.add(p.name, fake, load_rgb(p.ihc))
-    return _write_results(ev, out, title or generator_title(generator), fakes)
