@@ -205,7 +205,8 @@ def _translate_slides(a):
                          overlap=a.overlap, batch_size=a.batch_size, device=a.device, precision=a.precision,
                          detect_tissue=not a.all_tiles, quality=a.quality, overwrite=a.overwrite)
     for row in r.rows:   # failures, and the warnings of slides written (an all-white output, no microns per pixel)
-        if row['status'] == 'failed' or (row['status'] == 'written' and row['error']): print(f"{row['slide']}: {_cli_words(row['error'])}", file=sys.stderr)
+        if row['status'] == 'failed': print(f"{row['slide']}: {_cli_words(row['error'])}", file=sys.stderr)
+        elif row['status'] == 'written' and row['error']: print(f"he2ihc translate-slides: {_cli_words(row['error'])}", file=sys.stderr)   # (its warnings name the slide)
     print(f"{r.count('written')} written, {r.count('skipped')} skipped (already written, by this generator with these settings), "
           f"{r.count('failed')} failed in {r.seconds:.1f} s; report: {r.path}")
     return 1 if r.count('failed') else 0

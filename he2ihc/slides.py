@@ -304,7 +304,7 @@ def _translate_slides(generator, G, pairs, report, t0, scheduler, n_workers, thr
         elif her2: maps += [f for f in her2_files(o) if f.exists()]
     if (stale or maps) and not overwrite:
         few = lambda xs: '; '.join(xs[:5]) + (f" and {len(xs) - 5} more" if len(xs) > 5 else '')
-        said = ([f"{len(stale)} virtual slides that this run would not write as they are: " + few([f"{o.name} ({why})" for o, why in stale])]
+        said = ([f"{len(stale)} virtual slide{'s' if len(stale) > 1 else ''} that this run would not write as {'they are' if len(stale) > 1 else 'it is'}: " + few([f"{o.name} ({why})" for o, why in stale])]
                 if stale else []) + ([f"HER2 maps of slides not written yet: {few([f.name for f in maps])}"] if maps else [])
         raise FileExistsError(f"{report.parent} holds {' and '.join(said)}; pass overwrite=True (--overwrite) to translate those slides "
                               "again and replace them, or choose another output folder")
