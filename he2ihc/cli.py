@@ -226,7 +226,7 @@ def _overrides(pairs):
     return out
 
 def _resumed_preset(a, ck:Path):
-    "The preset a checkpoint stores; --epochs/--decay may change the schedule, any other flag that asks for something else is refused."
+    "(The preset a checkpoint stores, the epochs it holds): --epochs/--decay may change the schedule, any other flag that asks for something else is refused."
     import json
     from he2ihc.checkpoints import read_he2ihc_file
     from he2ihc.presets import Preset
@@ -242,7 +242,7 @@ def _resumed_preset(a, ck:Path):
     n, d = (sch['n_epochs'] if a.epochs is None else a.epochs), (sch['n_epochs_decay'] if a.decay is None else a.decay)
     if (n, d) != (sch['n_epochs'], sch['n_epochs_decay']):   # the one change a resume may ask for: a longer or shorter schedule
         print(f"the schedule changes from {sch['n_epochs']} + {sch['n_epochs_decay']} to {n} + {d} epochs, as --epochs/--decay ask")
-    return p.replace(n_epochs=n, n_epochs_decay=d)
+    return p.replace(n_epochs=n, n_epochs_decay=d), int(stored['epoch'])
 
 @contextmanager
 def _locked_run(out:Path, what:str):
@@ -265,17 +265,17 @@ def _train_locked(a, out:Path, ck:Path):
     from he2ihc.presets import get_preset
     from he2ihc.runs import preset_dls, train_run
     from he2ihc.train import makes_multimag
-    if a.resume: p = _resumed_preset(a, ck)
-    else: p = get_preset(a.method or 'ours', **{k: v for k, v in dict(n_epochs=a.epochs, n_epochs_decay=a.decay, crop_size=a.crop).items()
+    if a.resume: p, start = _resumed_preset(a, ck)
+    else: start, p = 0, get_preset(a.method or 'ours', **{k: v for k, v in dict(n_epochs=a.epochs, n_epochs_decay=a.decay, crop_size=a.crop).items()
                                                 if v is not None}, **_overrides(a.set))
-    start, total = _checkpoint_epoch(ck) if a.resume else 0, p.n_epochs + p.n_epochs_decay
+    total = p.n_epochs + p.n_epochs_decay
     if start >= total and (out/'generator.pt').exists():
         raise ValueError(f"the checkpoint is at epoch {start}; nothing left of a {total}-epoch schedule (its generator is {out/'generator.pt'}); "
                          "ask for more epochs with --epochs or --decay")
     dls = preset_dls(a.data, p, bs=a.bs)
     views = 'multi-magnification views' if makes_multimag(dls) else f'{p.crop_size}x{p.crop_size} crops'
     print(f"{p.name}: {len(dls.train_ds)} training items per epoch ({views}), {len(dls.valid_ds)} validation tiles, "
-          f"{p.n_epochs} + {p.n_epochs_decay} epochs on {dls.device}" + (f", resuming after epoch {start}" if start else ""), flush=True)
+          f"{p.n_epochs} + {p.n_epochs_decay} epochs on {dls.device}", flush=True)
     try: r = train_run(dls, out, p, seed=a.seed, precision=a.precision, resume=a.resume, progress=_progress(a), checkpoint_every=a.checkpoint_every,
                        log=lambda s: print(s, flush=True))
     except KeyboardInterrupt as e:
@@ -291,11 +291,6 @@ def _train_locked(a, out:Path, ck:Path):
     else: print(f"the checkpoint holds all {r['total']} epochs: nothing to train, the generator exported")
     print(f"wrote {ck} (resumable) and {r['generator']} (generator for inference)")
     return 0
-
-def _checkpoint_epoch(ck:Path)->int:
-    "The epochs a training checkpoint holds (its file checked as training reads it)."
-    from he2ihc.checkpoints import read_he2ihc_file
-    return int(read_he2ihc_file(ck, ('checkpoint',))['epoch'])
 
 def _demo(a):
     from he2ihc.demo import train_demo

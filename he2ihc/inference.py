@@ -212,11 +212,13 @@ def slide_key(
     level:int=0, tile:int=512, overlap:int=64, detect_tissue:bool=True, quality:int=90,   # as for `translate_slide`
     precision:str='auto',     # as asked: 'auto' stays 'auto'
     mask_side:int=2048,
+    fingerprint:dict=None,    # `generator_fingerprint` of the loaded `G`, where the caller has it (keying many slides with one generator)
 )->dict:                      # JSON-able
     "What the pixels of a virtual slide depend on: the slide file, the generator's weights and the settings."
-    slide, G = Path(slide).expanduser(), G if isinstance(G, nn.Module) else as_generator(G)
+    slide = Path(slide).expanduser()
+    if fingerprint is None: fingerprint = generator_fingerprint(G if isinstance(G, nn.Module) else as_generator(G))
     st = os.stat(slide)
-    return dict(slide=str(slide.resolve()), bytes=st.st_size, mtime_ns=st.st_mtime_ns, generator=generator_fingerprint(G),
+    return dict(slide=str(slide.resolve()), bytes=st.st_size, mtime_ns=st.st_mtime_ns, generator=fingerprint,
                 level=level, tile=tile, overlap=overlap, detect_tissue=detect_tissue, quality=quality, precision=precision,
                 mask_side=mask_side, background=_BACKGROUND)
 

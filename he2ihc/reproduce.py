@@ -274,11 +274,10 @@ def run_cell(
 )->dict:                # what was done, and the evaluation's summary
     "Train (or resume) and evaluate one (method, seed); a finished one is read back, not redone."
     f = cell_dir(out, method, seed); f.mkdir(parents=True, exist_ok=True)
-    ck, gen, label = f/'checkpoint.pt', f/'generator.pt', f"{method} seed {seed}"
+    gen, label = f/'generator.pt', f"{method} seed {seed}"
     info = dict(method=method, seed=seed, state=cell_state(f))
     if info['state'] in ('new', 'started'):
         dls = cell_dls(splits, split_dir, p, bs, device)
-        if info['state'] == 'started': log(f"  {label}: resuming after epoch {_checkpoint_epoch(ck)} of {p.n_epochs + p.n_epochs_decay}, from {ck}")
         r = train_run(dls, f, p, seed=seed, precision=precision, resume=info['state'] == 'started', progress=progress, log=log, label=label)
         info |= dict(n_epochs=p.n_epochs, n_epochs_decay=p.n_epochs_decay, resumed_after=r['start'], iterations_per_epoch=len(dls.train),
                      train_seconds=r['seconds'], device=str(dls.device), he2ihc_version=__version__)

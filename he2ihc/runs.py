@@ -75,6 +75,7 @@ def train_run(
     if on_start is not None: on_start(learn)
     start = learn.load_checkpoint(ck).resume_epoch if resume else 0
     total = p.n_epochs + p.n_epochs_decay
+    if start: log(f"  {label or p.name}: resuming after epoch {start} of {total}, from {ck}")
     t0 = time.perf_counter()
     if start < total:   # (a run stopped between its last checkpoint and the export has nothing left to train)
         fit = lambda: learn.fit_flat_lin(p.n_epochs, p.n_epochs_decay)

@@ -15,7 +15,7 @@ from fastprogress.fastprogress import progress_bar
 
 from .tiles import HER2_SCORES
 from .files import atomic_write, check_output, exclusive_lock, remove_stale_partials, remove_stale_lock
-from .runtime import as_generator, check_precision, check_batch_size
+from .runtime import as_generator, check_precision, check_batch_size, generator_fingerprint
 from .tiling import check_tiling
 from .wsi import open_slide, slide_thumbnail, tissue_mask, mask_box, check_quality, region_rgb, read_slide_key, check_slide_output
 from .inference import translate_slide, slide_key
@@ -167,9 +167,9 @@ def worker_device(device=None)->torch.device:
 
 KEYED_SETTINGS = dict(level=0, tile=512, overlap=64, detect_tissue=True, quality=90, precision='auto')   # what a virtual slide's pixels depend on, with `translate_slide`'s defaults
 
-def _key(G, slide, settings:dict)->dict:
+def _key(G, slide, settings:dict, fingerprint:dict=None)->dict:
     "The `slide_key` of translating `slide` with `G` and these `translate_slide` settings."
-    return slide_key(G, slide, **{k: settings.get(k, v) for k, v in KEYED_SETTINGS.items()})
+    return slide_key(G, slide, **{k: settings.get(k, v) for k, v in KEYED_SETTINGS.items()}, fingerprint=fingerprint)
 
 def her2_files(out)->list:
     "The HER2 map and region CSV that go beside the virtual slide `out`."
@@ -295,9 +295,10 @@ def _stale(have, want)->str:
 def _translate_slides(generator, G, pairs, report, t0, scheduler, n_workers, threads_per_worker, her2, her2_region, progress, overwrite, slide_kw):
     old = _read_report(report)
     rows, stale, maps = {}, [], []
+    fp = generator_fingerprint(G) if any(o.exists() for _, o in pairs) else None   # (hashed once for all the slides it keys)
     for s, o in pairs:
         if o.exists():
-            have, want = read_slide_key(o), _key(G, s, slide_kw) if s.exists() else None
+            have, want = read_slide_key(o), _key(G, s, slide_kw, fp) if s.exists() else None
             if want is not None and have == want:
                 rows[str(o)] = old.get(str(o), dict.fromkeys(REPORT_FIELDS, '') | dict(slide=str(s), output=str(o))) | dict(status='skipped')
             else: stale.append((o, _stale(have, want) if want is not None else "its slide is missing"))
