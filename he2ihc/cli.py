@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import __version__
-from .choices import METHODS, DEMO_METHOD, PRECISIONS, INFERENCE_PRECISIONS, METRICS, SPLITS, DEFAULT_SEEDS
+from .choices import METHODS, DEMO_METHOD, PRECISIONS, INFERENCE_PRECISIONS, METRICS, SPLITS, DEFAULT_SEEDS, default_threads
 from .files import check_output, exclusive_lock
 
 # %% auto #0
@@ -185,7 +185,7 @@ def _translate_slide(a):
                               "--overwrite to replace it (--her2) or remove it, or choose another OUT")
     r = translate_slide(a.generator, a.slide, a.out, level=a.level, tile=a.tile, overlap=a.overlap, batch_size=a.batch_size,
                         device=a.device, precision=a.precision, detect_tissue=not a.all_tiles, quality=a.quality,
-                        overwrite=a.overwrite, progress=_progress(a), resume=not a.restart)
+                        overwrite=a.overwrite, progress=_progress(a), resume=not a.restart, threads=a.threads)
     print(r)
     for f in maps: f.unlink(missing_ok=True)
     if maps and not a.her2: print(f"removed {', '.join(f.name for f in maps)}: the HER2 map of the slide this run replaced (--her2 scores the new one)")
@@ -338,7 +338,7 @@ def _slide_options(p):
     p.add_argument('--her2-region', type=_int_in(32), default=512, help="side of the HER2-scored regions, pixels (default 512)")
     p.add_argument('--precision', choices=INFERENCE_PRECISIONS + ('auto',), default='auto',
                    help="fp32, bf16 or fp16 autocast, openvino (CPU); auto (default): where the device has native bf16, the OpenVINO "
-                        "graph (CPU) or bf16 autocast if its output is within 40 dB of fp32 on the slide, else fp32")
+                        "graph (CPU) or bf16 autocast if its output is within 40 dB of fp32 on windows spread over the slide's tissue, else fp32")
 
 def build_parser()->argparse.ArgumentParser:
     "The `he2ihc` argument parser, one subparser per job."
@@ -514,6 +514,9 @@ def build_parser()->argparse.ArgumentParser:
     ts.add_argument('--overwrite', action='store_true', help="replace OUT if it exists (and OUT.her2.png, OUT.her2.csv)")
     _device(ts)
     ts.add_argument('--restart', action='store_true', help="discard the progress of an interrupted run of OUT instead of continuing it")
+    ts.add_argument('--threads', type=_int_in(1), default=None,
+                    help=f"CPU threads reading windows and writing the pyramid and its JPEG tiles (default: the cores, {default_threads()} here); "
+                         "the file written is the same for any number")
     ts.add_argument('--her2', action='store_true', help="also score HER2 over the virtual slide: OUT.her2.png (the viewer's overlay) and OUT.her2.csv")
     _quiet(ts)
     ts.set_defaults(func=_translate_slide)
@@ -532,7 +535,8 @@ def build_parser()->argparse.ArgumentParser:
     tss.add_argument('--scheduler', default=None, help="address of a running Dask scheduler, e.g. tcp://node01:8786 (default: a local cluster)")
     tss.add_argument('--workers', type=_int_in(0), default=None,
                      help="local cluster: worker processes (default: one per GPU, else one per 8 CPU cores); 0: this process, no Dask")
-    tss.add_argument('--threads', type=_int_in(1), default=None, help="torch threads per worker (default: the cores shared out)")
+    tss.add_argument('--threads', type=_int_in(1), default=None,
+                     help="CPU threads per worker, for torch and for reading and writing its slide (default: the cores shared out)")
     tss.add_argument('--no-her2', action='store_true', help="do not score the virtual slides")
     _slide_options(tss)
     _device(tss, "each worker's GPU, else the CPU")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/21_inference.ipynb #a5281b32
 from __future__ import annotations
-import json, os, time, warnings
+import json, math, os, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,10 +13,11 @@ import torch
 from torch import nn, Tensor
 from PIL import Image
 
+from .choices import check_threads
 from .tiles import load_rgb, rgb_to_tensor, tensor_to_rgb, image_files, ImageReadError
 from .files import check_output, atomic_write, remove_stale_partials, exclusive_lock
-from .runtime import as_generator, generator_name, generator_fingerprint, check_device, check_precision, check_batch_size, check_openvino, import_openvino, apply_generator, choose_precision
-from .tiling import check_tiling, window_starts, pad_window, blended_bands, translate_array_tiled, Progress
+from .runtime import as_generator, generator_name, generator_fingerprint, check_device, check_precision, check_batch_size, check_openvino, import_openvino, apply_generator, choose_precision, AUTO_WINDOWS
+from .tiling import check_tiling, window_starts, pad_window, blended_bands, translate_array_tiled, Progress, spread_windows
 from .wsi import (SlideReadError, open_slide, check_level, slide_mpp, slide_thumbnail, tissue_mask, region_rgb,
                         soft_tissue_mask, soft_box, composite_on_glass, check_quality, write_pyramidal_tiff, check_slide_output,
                         SLIDE_KEY_TAG, BandSpool)
@@ -238,6 +239,7 @@ class SlideResult:
     precision:str='fp32'   # the precision the generator ran in (what 'auto' chose)
     resumed_rows:int=0     # rows of windows taken from an interrupted run's progress instead of translated again
     setup_seconds:float=0.0   # of `seconds`, before the first window: tissue detection, the precision check (and an OpenVINO conversion)
+    precision_check:str=''    # why 'auto' chose `precision` (`choose_precision`: each route's worst PSNR against float32 on the windows checked)
     @property
     def tissue_megapixels(self)->float: return self.size[0] * self.size[1] * self.tissue_fraction / 1e6
     @property
@@ -249,7 +251,8 @@ class SlideResult:
         return (f"wrote {self.path}: {self.size[0]}x{self.size[1]} px, {len(self.levels)} levels, {mpp}; "
                 f"{self.n_tissue} of {self.n_tiles} windows held tissue; {self.seconds:.1f} s ({self.setup_seconds:.1f} s to set up), "
                 f"{self.tiles_per_s:.2f} windows/s, {self.megapixels_per_s:.2f} Mpx/s, {self.precision}"
-                + (f"; resumed after {self.resumed_rows} finished rows of windows" if self.resumed_rows else ""))
+                + (f"; resumed after {self.resumed_rows} finished rows of windows" if self.resumed_rows else "")
+                + (f"\n  auto: {self.precision_check}" if self.precision_check else ""))
 
 def translate_slide(
     generator,                  # `nn.Module`, exported generator or training checkpoint
@@ -267,10 +270,12 @@ def translate_slide(
     progress:bool=True,         # progress bar with windows per second
     resume:bool=True,           # continue an interrupted run of the same slide, generator and settings from its finished bands
     mask_side:int=2048,         # longest side of the thumbnail the tissue is found on (the resolution of the tissue mask)
+    threads:int=None,           # CPU threads reading windows and writing the pyramid and its JPEG tiles (None: the cores); the bytes written do not depend on it
 )->SlideResult:
     "Translate a whole H&E slide into a virtual IHC pyramidal TIFF, streaming window by window."
     t_start = time.perf_counter()
     check_tiling(tile, overlap); check_precision(precision, auto=True); check_batch_size(batch_size); check_quality(quality)
+    threads = check_threads(threads)
     for name, v, least in (('level', level, 0), ('mask_side', mask_side, 1)):
         if isinstance(v, bool) or not isinstance(v, int) or v < least: raise ValueError(f"{name} must be an integer >= {least}, got {v!r}")
     device = check_device(device); check_openvino(precision, device)
@@ -305,10 +310,11 @@ def translate_slide(
             n_tiles = len(ys) * len(xs)
             n_tissue = sum(is_tissue(x, y, Lx, Ly) for y in ys for x in xs) if is_tissue else n_tiles
             key = slide_key(G, slide, level, tile, overlap, detect_tissue, quality, precision, mask_side)
-            if precision == 'auto':
-                first = next(((x, y) for y in ys for x in xs if is_tissue is None or is_tissue(x, y, Lx, Ly)), None)
-                sample = None if first is None else pad_window(read(*first, min(Lx, W - first[0]), min(Ly, H - first[1])), Ly, Lx)
-                precision, _ = choose_precision(G, device, sample)
+            check = ''
+            if precision == 'auto':     # (checked where the slide's tissue is: one window per 8, up to AUTO_WINDOWS, spread over it)
+                tissue = [(x, y) for y in ys for x in xs if is_tissue is None or is_tissue(x, y, Lx, Ly)]
+                picks = spread_windows(tissue, min(AUTO_WINDOWS, math.ceil(len(tissue) / 8)))
+                precision, check = choose_precision(G, device, [pad_window(read(x, y, min(Lx, W - x), min(Ly, H - y)), Ly, Lx) for x, y in picks])
             if n_tissue == 0:
                 warnings.warn(f"{slide}: no tissue found, so the output is all white: tissue detection looks for colour saturation "
                               f"(none above {thr:.2f} here; a greyscale or blank slide has none); pass detect_tissue=False "
@@ -322,7 +328,7 @@ def translate_slide(
             bar.step(resumed * len(xs))
             state = {}
             new = (blended_bands(G, read, H, W, tile, overlap, batch_size, device, precision, is_tissue, bar.step,
-                                 start_row=resumed, above=spool.above(), state=state) if resumed < len(ys) else iter(()))
+                                 start_row=resumed, above=spool.above(), state=state, threads=threads) if resumed < len(ys) else iter(()))
             def spooled():
                 yield from spool.replay()
                 y = sum(spool.heights)
@@ -335,7 +341,7 @@ def translate_slide(
             desc = (f"he2ihc virtual IHC-HER2 of {slide.name} (level {level}); generator {generator_name(generator)}; "
                     f"windows {tile} px, overlap {overlap} px\n{SLIDE_KEY_TAG}{json.dumps(key, ensure_ascii=True)}")
             with atomic_write(out) as partial:
-                levels = write_pyramidal_tiff(partial, bands, (H, W), mpp=mpp, quality=quality, description=desc, scratch_for=out)
+                levels = write_pyramidal_tiff(partial, bands, (H, W), mpp=mpp, quality=quality, description=desc, scratch_for=out, threads=threads)
             spool.discard()
     finally:
         if bands is not None:
@@ -344,5 +350,5 @@ def translate_slide(
         if bar is not None: bar.close()
         s.close()
     return SlideResult(out, (W, H), levels, mpp, n_tiles, n_tissue, time.perf_counter() - t_start, tissue_fraction, precision, resumed,
-                       t0 - t_start)
+                       t0 - t_start, check)
 

@@ -180,7 +180,7 @@ def translate_one(
     slide, out,           # the slide and its virtual slide
     settings:dict=None,   # keyword arguments of `translate_slide` (tile, overlap, batch_size, precision, level, quality, ...)
     her2:dict=None,       # keyword arguments of `score_slide` (region, ...); None: no HER2 map
-    threads:int=None,     # torch CPU threads in this process
+    threads:int=None,     # torch CPU threads in this process, and the slide's CPU threads (`translate_slide`); None: the cores
     overwrite:bool=False, # replace an `out` that another generator or other settings wrote (and its HER2 map)
 )->dict:                  # the slide's report line (`REPORT_FIELDS`)
     "Translate and score one slide where this runs; a failure is reported in the line, not raised."
@@ -196,7 +196,8 @@ def translate_one(
             for f in her2_files(out): f.unlink(missing_ok=True)   # the map of the slide being replaced is not this one's
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always')
-            r = translate_slide(worker_generator(generator, device), slide, out, device=device, progress=False, overwrite=overwrite, **settings)
+            r = translate_slide(worker_generator(generator, device), slide, out, device=device, progress=False, overwrite=overwrite,
+                                threads=threads, **settings)
         area = r.tissue_megapixels * (r.mpp[0] * r.mpp[1] if r.mpp else float('nan'))   # Mpx x um^2/px = mm^2
         row |= dict(status='written', width=r.size[0], height=r.size[1], mpp=round(r.mpp[0], 5) if r.mpp else '',
                     tissue_mm2=round(area, 3) if area == area else '', tissue_mpx=round(r.tissue_megapixels, 3),
@@ -255,7 +256,7 @@ def translate_slides(
     out_dir,                      # output folder: NAME.tif, NAME.her2.png, NAME.her2.csv per slide, and the report
     scheduler:str=None,           # address of a running Dask scheduler ('tcp://host:8786'); None: a local cluster
     n_workers:int=None,           # local cluster: worker processes (see `local_cluster`); 0: this process, without Dask
-    threads_per_worker:int=None,  # local cluster: torch threads per worker
+    threads_per_worker:int=None,  # CPU threads per worker (torch's, and each slide's reading and writing); local cluster default: the cores shared out
     her2:bool=True,               # score each virtual slide and write its HER2 map
     her2_region:int=512,          # side of the scored regions, level-0 pixels
     suffix:str='.tif',

@@ -4,18 +4,20 @@
 
 # %% ../nbs/19_tiling.ipynb #f2b6a652
 from __future__ import annotations
-import queue, threading, time
+import collections, time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 from torch import nn, Tensor
 from fastprogress.fastprogress import progress_bar
 
+from .choices import check_threads
 from .runtime import apply_generator
 
 # %% auto #0
-__all__ = ['window_starts', 'blend_ramp', 'window_weights', 'check_tiling', 'pad_window', 'Progress', 'blended_bands',
-           'translate_array_tiled', 'edge_lines', 'seam_gradients']
+__all__ = ['window_starts', 'blend_ramp', 'window_weights', 'check_tiling', 'pad_window', 'ordered_map', 'Progress',
+           'blended_bands', 'spread_windows', 'translate_array_tiled', 'edge_lines', 'seam_gradients']
 
 # %% ../nbs/19_tiling.ipynb #c5db6d37
 def window_starts(
@@ -61,28 +63,23 @@ def pad_window(
     if not (ph or pw): return a
     return np.pad(a, ((0, ph), (0, pw), (0, 0)), mode='reflect' if min(a.shape[:2]) > 1 else 'edge')
 
-def _prefetch(it, size:int=2):
-    "Iterate `it` in a background thread, `size` items ahead (slide reading overlaps translation)."
-    q, stop, done = queue.Queue(size), threading.Event(), object()
-    def put(x)->bool:   # False once the consumer has stopped: never block on a queue nobody reads
-        while not stop.is_set():
-            try: q.put(x, timeout=0.1); return True
-            except queue.Full: pass
-        return False
-    def work():
-        try:
-            for x in it:
-                if not put(x): return
-            put(done)
-        except BaseException as e: put(e)
-    th = threading.Thread(target=work, daemon=True); th.start()
+def ordered_map(
+    fn,                # fn(item) -> result; runs in the pool's threads (work that releases the GIL gains from more than one)
+    items,             # an iterable, taken lazily
+    threads:int=1,     # threads running `fn`
+    ahead:int=2,       # results ready or in the making ahead of the consumer: what bounds the memory
+):                     # yields fn(item) for each item, in the order of `items`
+    "`map(fn, items)` on a pool of threads, a bounded number of items ahead of the consumer; an error is raised where its item comes."
+    ahead = max(ahead, threads)
+    pool, pending, items = ThreadPoolExecutor(threads, thread_name_prefix='he2ihc'), collections.deque(), iter(items)
     try:
-        while True:
-            x = q.get()
-            if x is done: return
-            if isinstance(x, BaseException): raise x
-            yield x
-    finally: stop.set(); th.join()   # the reader is done before its source (an open slide) may be closed
+        for x in items:
+            pending.append(pool.submit(fn, x))
+            if len(pending) >= ahead: yield pending.popleft().result()
+        while pending: yield pending.popleft().result()
+    finally:      # (also when the consumer stops early: nothing queued starts, what runs finishes, before the source may be closed)
+        for f in pending: f.cancel()
+        pool.shutdown(wait=True)
 
 class Progress:
     "A fastprogress bar advanced by hand, with a rate in its comment; nothing at all (not even a blank line) when off."
@@ -112,6 +109,7 @@ def blended_bands(
     start_row:int=0,           # continue at this row of windows (an interrupted run's): the bands of the rows above are not made
     above=None,                # ... with the unblended bottom `overlap` rows of the row above it, as `state` recorded them
     state:dict=None,           # filled before each band is yielded: 'row' (its row of windows), 'above' (what the next row blends into)
+    threads:int=1,             # threads reading windows (and testing them for tissue), a few batches ahead of the generator
 ):                             # yields uint8 (h_i, width, 3) bands, top to bottom, heights summing to `height` (from `start_row` on)
     "Translate an image window by window and blend the windows, yielding finished rows as they are complete."
     check_tiling(tile, overlap)
@@ -119,15 +117,26 @@ def blended_bands(
     if not 0 <= start_row < len(ys): raise ValueError(f"start_row must be in 0..{len(ys) - 1}, got {start_row}")
     if start_row and overlap and (above is None or above.shape != (overlap, width, 3)):
         raise ValueError(f"resuming at row {start_row} needs the {overlap} unblended rows above it, (overlap, width, 3) uint8")
-    def windows():
-        for y in ys[start_row:]:
-            for x in xs:
-                if is_tissue is not None and not is_tissue(x, y, Lx, Ly): yield None
-                else: yield pad_window(read(x, y, min(Lx, width - x), min(Ly, height - y)), Ly, Lx)
-    src = _prefetch(windows(), 2 * batch_size)
+    def window(xy):
+        x, y = xy
+        if is_tissue is not None and not is_tissue(x, y, Lx, Ly): return None
+        return pad_window(read(x, y, min(Lx, width - x), min(Ly, height - y)), Ly, Lx)
+    src = ordered_map(window, ((x, y) for y in ys[start_row:] for x in xs), check_threads(threads), 2 * batch_size + threads)
     try: yield from _blend_rows(G, src, ys, xs, Ly, Lx, height, width, overlap, batch_size, device, precision, on_batch,
                                 start_row, above if start_row else None, {} if state is None else state)
     finally: src.close()
+
+def spread_windows(
+    starts:list,   # (x, y) of windows, in reading order
+    n:int,         # how many to pick
+)->list:           # min(n, len(starts)) of `starts`, in their order
+    "Windows spread over those given: the first, then each time the one farthest from all picked so far (farthest-point sampling)."
+    if not starts or n <= 0: return []
+    p = np.asarray(starts, np.float64)
+    picked, d = [0], np.hypot(*(p - p[0]).T)
+    while len(picked) < min(n, len(p)):
+        i = int(d.argmax()); picked.append(i); d = np.minimum(d, np.hypot(*(p - p[i]).T))
+    return [starts[i] for i in sorted(picked)]
 
 def _to_batch(windows:list, device)->Tensor:
     "uint8 (h, w, 3) windows as a (B, 3, h, w) batch in [-1, 1] on `device`: moved as bytes (pinned on a GPU), scaled there."
@@ -135,28 +144,33 @@ def _to_batch(windows:list, device)->Tensor:
     if torch.device(device).type == 'cuda': x = x.pin_memory().to(device, non_blocking=True)
     return x.permute(0, 3, 1, 2).contiguous().float().div_(127.5).sub_(1.0)   # (contiguous: a channels-last batch would miss NNPACK)
 
+def _from_batch(t:Tensor, overlap:int)->tuple:
+    "A (B, 3, h, w) batch in [-1, 1] as uint8 (B, h, w, 3) pixels, and its first `overlap` columns as float (the blend's share), rounded and cut on its device."
+    o = (t.clamp(-1, 1) + 1) * 127.5     # (rounded half to even, as numpy's rint: the bytes do not depend on where this runs)
+    return o.round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy(), o[..., :overlap].permute(0, 2, 3, 1).cpu().numpy()
+
 def _blend_rows(G, src, ys, xs, Ly, Lx, height, width, overlap, batch_size, device, precision, on_batch, start_row, above, state):
     "The rows of windows from `src` (None for background), translated and blended into bands (see `blended_bands`)."
     r = blend_ramp(overlap).astype(np.float32)
+    white, white_left = np.full((Ly, Lx, 3), 255, np.uint8), np.full((Ly, overlap, 3), 255, np.float32)
     for j, y in enumerate(ys):
         if j < start_row: continue
         h = min(Ly, height - y)
         band = np.empty((h, width, 3), np.uint8)
-        def paste(i, o):      # window i of the row onto the band; window i - 1 is already there
+        def paste(i, u, left):   # window i of the row onto the band (window i - 1 is already there): u its rounded pixels, left its first columns unrounded
             x = xs[i]; w = min(Lx, width - x)
-            o = np.full((h, w, 3), 255, np.float32) if o is None else o[:h, :w]
-            if i == 0: band[:, x:x + w] = np.rint(o)
+            if i == 0: band[:, x:x + w] = u[:h, :w]
             else:
-                band[:, x:x + overlap] = np.rint(band[:, x:x + overlap] * (1 - r[:, None]) + o[:, :overlap] * r[:, None])
-                band[:, x + overlap:x + w] = np.rint(o[:, overlap:])
+                band[:, x:x + overlap] = np.rint(band[:, x:x + overlap] * (1 - r[:, None]) + left[:h] * r[:, None])
+                band[:, x + overlap:x + w] = u[:h, overlap:w]
         pending, n_tissue = [], 0     # windows in order; at most `batch_size` of them to translate
         def flush():
             todo = [a for _, a in pending if a is not None]
             outs = iter(())
             if todo:
                 t = apply_generator(G, _to_batch(todo, device), device, precision)
-                outs = iter(((t.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy())
-            for i, a in pending: paste(i, None if a is None else next(outs))
+                outs = zip(*_from_batch(t, overlap))
+            for i, a in pending: paste(i, *((white, white_left) if a is None else next(outs)))
             if on_batch: on_batch(len(pending))
             pending.clear()
         for i in range(len(xs)):

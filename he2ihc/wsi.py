@@ -4,12 +4,13 @@
 
 # %% ../nbs/20_wsi.ipynb #44bf80a0
 from __future__ import annotations
-import json, math, shutil, warnings
+import json, math, queue, shutil, threading, warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from .choices import check_threads
 from .files import atomic_write, partial_path
 
 # %% auto #0
@@ -97,6 +98,7 @@ def region_rgb(
 )->np.ndarray:            # uint8 (h, w, 3)
     "An OpenSlide RGBA region as uint8 RGB, transparent pixels (outside the scanned area) white."
     a = np.asarray(region)
+    if (a[..., 3] == 255).all(): return np.ascontiguousarray(a[..., :3])   # (opaque throughout, as inside the scanned area: the pixels as they are)
     rgb, alpha = a[..., :3].astype(np.uint16), a[..., 3:].astype(np.uint16)
     return ((rgb * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
 
@@ -165,17 +167,56 @@ def write_pyramidal_tiff(
     min_size:int=256,          # smallest level: longest side at most this
     description:str='',        # ImageDescription of level 0 (provenance); non-ASCII characters are backslash-escaped
     scratch_for=None,          # the final file `path` is a partial of: the scratch folder is named as a partial of it (default `path`)
+    threads:int=1,             # more than 1: the pyramid and JPEG run in a thread of their own while the caller makes the next bands, `threads` tiles encoded at a time
 )->list:                       # (height, width) of each level written
     "Write a tiled, JPEG-compressed pyramidal BigTIFF from a stream of bands, in bounded memory."
-    import tifffile
-    check_quality(quality)
+    check_quality(quality); threads = check_threads(threads)
     path = Path(path)
     if isinstance(bands, np.ndarray): shape, bands = bands.shape[:2], [bands]
     if shape is None: raise ValueError("shape=(height, width) is needed when bands is an iterator")
     shapes = pyramid_shapes(*shape, min_size)
+    write = lambda bands, stop=None: _write_levels(path, bands, shape, shapes, mpp, tile, quality, description, scratch_for, threads, stop)
+    return write(bands) if threads == 1 else _beside(write, bands)
+
+class _Stopped(Exception):
+    "The caller of `write_pyramidal_tiff` stopped handing over bands (an error or an interruption where they are made)."
+
+def _beside(
+    consume,      # consume(iterator, stop) -> result, run in a thread of its own; it ends early, raising `_Stopped`, once the event `stop` is set
+    items,        # iterated in the calling thread, each item handed over through a queue one deep
+):
+    "consume(items) with the consuming in a second thread: the caller keeps making items (and stays the thread that Ctrl-C reaches)."
+    q, done, out, failed, stop = queue.Queue(1), object(), [], [], threading.Event()
+    def fed():
+        while (x := q.get()) is not done:
+            if isinstance(x, _Stopped): raise x
+            yield x
+    def work():
+        try: out.append(consume(fed(), stop))
+        except BaseException as e: failed.append(e)
+    th = threading.Thread(target=work, name='he2ihc-pyramid', daemon=True); th.start()
+    def hand(x)->bool:      # False once the consumer has failed: never block on a queue nobody reads
+        while th.is_alive():
+            try: q.put(x, timeout=0.1); return True
+            except queue.Full: pass
+        return False
+    try:
+        for x in items:
+            if not hand(x): break
+        else: hand(done)
+        th.join()
+    except BaseException:        # (also Ctrl-C while the last levels are written: the thread ends before the caller goes on)
+        stop.set(); hand(_Stopped()); th.join(); raise
+    if failed: raise failed[0]
+    return out[0]
+
+def _write_levels(path, bands, shape, shapes, mpp, tile, quality, description, scratch_for, threads, stop=None):
+    "The writing of `write_pyramidal_tiff`, in whichever thread it runs."
+    import tifffile
     res = lambda k: dict(resolution=(1e4 / (mpp[0] * 2 ** k), 1e4 / (mpp[1] * 2 ** k)), resolutionunit='CENTIMETER') if mpp else {}
     opts = dict(dtype=np.uint8, tile=(tile, tile), photometric='rgb', compression='jpeg',
-                compressionargs=dict(level=quality), metadata=None)
+                compressionargs=dict(level=quality), metadata=None,   # (tiles encoded `threads` at a time, a few per thread buffered)
+                maxworkers=threads, buffersize=4 * threads * tile * tile * 3)
     scratch = partial_path(scratch_for or path)    # level*.raw; a partial, so `remove_stale_partials` clears it after a kill
     scratch.mkdir()
     files = []
@@ -205,6 +246,7 @@ def write_pyramidal_tiff(
                 h, w = shapes[k]
                 def level_k(f=f, h=h, w=w):
                     for y in range(0, h, tile):
+                        if stop is not None and stop.is_set(): raise _Stopped()
                         n = min(tile, h - y)
                         yield from _tiles(np.frombuffer(f.read(n * w * 3), np.uint8).reshape(n, w, 3), tile)
                 tw.write(level_k(), shape=(h, w, 3), subfiletype=1, **res(k), **opts)
