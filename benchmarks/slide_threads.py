@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/slide_threads.py [--sizes 4096x4096] [--tissue 0.5] [--all-tiles] [--generator identity|tiny|paper]
-                                       [--precision fp32 ...] [--threads 1 2] [--rounds 3] [--batch-size 8]
+                                       [--precision fp32 ...] [--threads 1 2] [--rounds 3] [--pin] [--batch-size 8]
                                        [--alone] [--slides 0] [--device cpu] [--dir DIR] [--out results.json]
 
 Each run translates a synthetic pyramidal H&E slide (`slide_inference.write_synthetic_slide`: a tissue texture inside an
@@ -19,7 +19,7 @@ arithmetic, not the result, is timed). Precisions: those of `translate_slide` (f
 
 `--alone` also times the generator alone on random windows of the slide's tile size, per precision (batch
 `--batch-size`). `--slides N` also times `translate_slides` (a local Dask cluster, default workers) over N copies of
-the first size, per number of threads, for fp32 and bf16 (a generator file; compiled modules do not travel to workers).
+the first size, at the largest number of threads, for fp32 and bf16 (a generator file; compiled modules do not travel to workers).
 
 `benchmarks/gpu_slide.sh` runs this on a GPU machine. Not a test: figures depend on the machine and its load.
 """
@@ -57,7 +57,7 @@ def child(a):
     if compiled: G = torch.compile(G)
     r = translate_slide(G, a.slide, a.out_slide, tile=a.tile, overlap=a.overlap, batch_size=a.batch_size, device=dev,
                         precision=prec, progress=False, overwrite=True, detect_tissue=not a.all_tiles, threads=a.threads[0])
-    print(json.dumps(dict(seconds=round(r.seconds, 2), setup_s=round(r.setup_seconds, 2), ran_in=r.precision,
+    print(json.dumps(dict(torch_threads=torch.get_num_threads(), cores=len(os.sched_getaffinity(0)), seconds=round(r.seconds, 2), setup_s=round(r.setup_seconds, 2), ran_in=r.precision,
                           mpx_per_s=round(r.megapixels_per_s, 3), tissue_mpx_per_s=round(r.tissue_megapixels / r.seconds, 3),
                           windows=r.n_tiles, translated=r.n_tissue, peak_rss_mb=round(vm_hwm_mb()),
                           sha256=hashlib.sha256(Path(a.out_slide).read_bytes()).hexdigest()[:16])))
@@ -66,7 +66,12 @@ def run_child(a, slide, out, prec, threads)->dict:
     cmd = [sys.executable, __file__, '--child', '--slide', str(slide), '--out-slide', str(out), '--generator', a.generator,
            '--precision', prec, '--threads', str(threads), '--tile', str(a.tile), '--overlap', str(a.overlap),
            '--batch-size', str(a.batch_size), '--device', a.device] + (['--all-tiles'] if a.all_tiles else [])
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    env = None
+    if a.pin:      # this run on its first `threads` cores alone, torch's threads as many
+        cores = sorted(os.sched_getaffinity(0))[:threads]
+        cmd = ['taskset', '-c', ','.join(map(str, cores))] + cmd
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if p.returncode: sys.exit(f"child failed: {' '.join(cmd)}\n{p.stderr[-3000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
 
@@ -106,7 +111,7 @@ def many(a, d:Path, src:Path, dev)->list:
     gfile = d/'generator.pt'; save_generator(G, generator_preset(a.generator), gfile)
     out = []
     for p in [p for p in a.precision if p in ('fp32', 'bf16')]:
-        for t in a.threads:
+        for t in [max(a.threads)]:
             dst = d/f"many_out_{p}_{t}"
             t0 = time.perf_counter()
             r = translate_slides(gfile, folder, dst, threads_per_worker=t, her2=False, progress=False, tile=a.tile,
@@ -130,6 +135,8 @@ def main():
                    choices=('fp32', 'bf16', 'fp16', 'openvino', 'auto', 'compile', 'compile-bf16'))
     p.add_argument('--threads', nargs='+', type=int, default=[1, 2])
     p.add_argument('--rounds', type=int, default=3)
+    p.add_argument('--pin', action='store_true', help="run each translation on as many cores as its threads (taskset), torch threads too: "
+                                                      "how it scales with cores rather than with threads on the same cores")
     p.add_argument('--tile', type=int, default=512); p.add_argument('--overlap', type=int, default=64)
     p.add_argument('--batch-size', type=int, default=8)
     p.add_argument('--alone', action='store_true', help="also time the generator alone")
@@ -154,6 +161,7 @@ def main():
     print(json.dumps(info), flush=True)
     res = dict(info=info, alone=alone(a, dev) if a.alone else [], slides=[], many=[])
     d = Path(tempfile.mkdtemp(dir=a.dir))
+    if not (a.rounds or a.slides): a.sizes = []
     try:
         srcs = {}
         for size in a.sizes:
@@ -174,8 +182,8 @@ def main():
     finally: shutil.rmtree(d, ignore_errors=True)
     # one line per setting: the median over rounds
     import statistics as st
-    print("\n| size | precision | threads | Mpx/s (median) | tissue Mpx/s | peak RSS MB (max) | runs |\n|---|---|---|---|---|---|---|")
-    for size in a.sizes:
+    if res['slides']: print("\n| size | precision | threads | Mpx/s (median) | tissue Mpx/s | peak RSS MB (max) | runs |\n|---|---|---|---|---|---|---|")
+    for size in a.sizes if res['slides'] else []:
         for prec in a.precision:
             for t in a.threads:
                 rs = [r for r in res['slides'] if (r['size'], r['precision'], r['threads']) == (size, prec, t)]

@@ -314,7 +314,13 @@ def translate_slide(
             if precision == 'auto':     # (checked where the slide's tissue is: one window per 8, up to AUTO_WINDOWS, spread over it)
                 tissue = [(x, y) for y in ys for x in xs if is_tissue is None or is_tissue(x, y, Lx, Ly)]
                 picks = spread_windows(tissue, min(AUTO_WINDOWS, math.ceil(len(tissue) / 8)))
-                precision, check = choose_precision(G, device, [pad_window(read(x, y, min(Lx, W - x), min(Ly, H - y)), Ly, Lx) for x, y in picks])
+                def held(i, o):         # window i's translation as the slide holds it: inside the slide, laid on glass, its tissue's pixels
+                    x, y = picks[i]; o = np.ascontiguousarray(o[:min(Ly, H - y), :min(Lx, W - x)])
+                    if soft is None: return o
+                    on_tissue = composite_on_glass(np.zeros_like(o), soft, tds, y, x0=x)[..., 0] < 255   # (black laid on glass: not white where the mask weighs)
+                    return composite_on_glass(o, soft, tds, y, x0=x)[on_tissue]
+                precision, check = choose_precision(G, device, [pad_window(read(x, y, min(Lx, W - x), min(Ly, H - y)), Ly, Lx) for x, y in picks],
+                                                    written=held)
             if n_tissue == 0:
                 warnings.warn(f"{slide}: no tissue found, so the output is all white: tissue detection looks for colour saturation "
                               f"(none above {thr:.2f} here; a greyscale or blank slide has none); pass detect_tissue=False "

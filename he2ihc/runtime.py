@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy, hashlib, math, os, warnings, weakref
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn, Tensor
 
@@ -287,6 +288,7 @@ def choose_precision(
     sample=None,            # uint8 (h, w, 3) window of the image to translate, or a list of windows (the worst decides); None: decide by the hardware alone
     min_psnr:float=AUTO_MIN_PSNR,
     routes:tuple=('openvino', 'bf16'),   # the faster routes to try, in order, where the device has native bf16
+    written=None,           # written(i, out) -> uint8 array: what the output holds of window i's translation `out` (uint8 (h, w, 3)); the PSNR is over what it returns (None: the whole window)
 )->tuple:                   # ('openvino', 'bf16' or 'fp32', why)
     "The first of `routes` whose output on every window of `sample` is within `min_psnr` dB of float32, where `device` has native bf16; else fp32."
     dev = torch.device(device)
@@ -297,15 +299,18 @@ def choose_precision(
     samples = [sample] if hasattr(sample, 'shape') else list(sample or [])
     if not samples: return usable[0], f"native bf16 on {dev}"
     why, k = [], len(samples)
+    view = written or (lambda i, o: o)
     with torch.inference_mode():
         xs = [rgb_to_tensor(s)[None] for s in samples]
-        to_255 = lambda x, p: ((apply_generator(G, x, dev, p).clamp(-1, 1) + 1) * 127.5).round()
-        ref = [to_255(x, 'fp32') for x in xs]
+        def out(i, p):      # window i's translation in route p, as the output holds it, in float
+            o = ((apply_generator(G, xs[i], dev, p).clamp(-1, 1) + 1) * 127.5).round()[0].permute(1, 2, 0).to(torch.uint8).numpy()
+            return np.asarray(view(i, o), np.float64)
+        ref = [out(i, 'fp32') for i in range(k)]
         for r in usable:
             worst, n = float('inf'), 0
             try:
-                for x, a in zip(xs, ref):
-                    mse = float(((a - to_255(x, r)) ** 2).mean()); n += 1
+                for i, a in enumerate(ref):
+                    mse = float(((a - out(i, r)) ** 2).mean()) if a.size else 0.0; n += 1
                     worst = min(worst, float('inf') if mse == 0 else 10 * math.log10(255 ** 2 / mse))
                     if worst < min_psnr: break        # (the route is out: its other windows need not run)
             except Exception as err:       # (an op the OpenVINO converter does not know: stay in PyTorch)

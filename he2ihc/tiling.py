@@ -142,12 +142,14 @@ def _to_batch(windows:list, device)->Tensor:
     "uint8 (h, w, 3) windows as a (B, 3, h, w) batch in [-1, 1] on `device`: moved as bytes (pinned on a GPU), scaled there."
     x = torch.from_numpy(np.stack(windows))
     if torch.device(device).type == 'cuda': x = x.pin_memory().to(device, non_blocking=True)
-    return x.permute(0, 3, 1, 2).contiguous().float().div_(127.5).sub_(1.0)   # (contiguous: a channels-last batch would miss NNPACK)
+    return x.permute(0, 3, 1, 2).to(torch.float32, memory_format=torch.contiguous_format).div_(127.5).sub_(1.0)   # (contiguous: a channels-last batch would miss NNPACK)
 
 def _from_batch(t:Tensor, overlap:int)->tuple:
     "A (B, 3, h, w) batch in [-1, 1] as uint8 (B, h, w, 3) pixels, and its first `overlap` columns as float (the blend's share), rounded and cut on its device."
-    o = (t.clamp(-1, 1) + 1) * 127.5     # (rounded half to even, as numpy's rint: the bytes do not depend on where this runs)
-    return o.round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy(), o[..., :overlap].permute(0, 2, 3, 1).cpu().numpy()
+    o = t.clamp(-1, 1).add_(1).mul_(127.5)                 # ((t.clamp(-1, 1) + 1) * 127.5, in place)
+    left = o[..., :overlap].permute(0, 2, 3, 1).contiguous().cpu().numpy()   # (a copy: `o` is rounded next, in place)
+    u8 = o.round_().permute(0, 2, 3, 1).to(torch.uint8, memory_format=torch.contiguous_format)   # (transposed in the same pass)
+    return u8.cpu().numpy(), left      # (rounded half to even, as numpy's rint: the bytes do not depend on where this runs)
 
 def _blend_rows(G, src, ys, xs, Ly, Lx, height, width, overlap, batch_size, device, precision, on_batch, start_row, above, state):
     "The rows of windows from `src` (None for background), translated and blended into bands (see `blended_bands`)."

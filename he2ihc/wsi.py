@@ -284,17 +284,18 @@ def soft_box(
     return soft[r0[0]:r1[0] + 1, c0[0]:c1[0] + 1]
 
 def composite_on_glass(
-    band:np.ndarray,     # uint8 (h, W, 3) translated rows of a slide level, from row `y0`
+    band:np.ndarray,     # uint8 (h, W, 3) translated rows of a slide level, from row `y0` (and column `x0`)
     soft:np.ndarray,     # the soft mask of the level's thumbnail (`soft_tissue_mask`)
     ds:float,            # the thumbnail's downsample
     y0:int=0,            # the band's first row in the level
     rows:int=32,         # rows composited at a time (16 bytes per pixel of them)
+    x0:int=0,            # the band's first column in the level (a window rather than a full-width band)
 )->np.ndarray:           # `band`, composited in place
     "Lay a translated band over white glass: `a * band + (1 - a) * 255`, `a` the soft mask bilinearly upsampled to its pixels."
     h, W = band.shape[:2]
     i0, i1, fy = _lerp_taps(h, ds, soft.shape[0], y0)
     by_row = soft[i0] + fy[:, None] * (soft[i1] - soft[i0])   # along y: (h, thumbnail width); (a + f (b - a): exactly 1 between two 1s)
-    j0, j1, fx = _lerp_taps(W, ds, soft.shape[1])
+    j0, j1, fx = _lerp_taps(W, ds, soft.shape[1], x0)
     for r in range(0, h, rows):
         s, part = by_row[r:r + rows], band[r:r + rows]
         one, zero = (s == 1).all(0), ~s.any(0)                # mask columns of tissue, and of glass, throughout these rows
