@@ -121,7 +121,8 @@ def blended_bands(
         x, y = xy
         if is_tissue is not None and not is_tissue(x, y, Lx, Ly): return None
         return pad_window(read(x, y, min(Lx, width - x), min(Ly, height - y)), Ly, Lx)
-    src = ordered_map(window, ((x, y) for y in ys[start_row:] for x in xs), check_threads(threads), 2 * batch_size + threads)
+    threads = check_threads(threads)
+    src = ordered_map(window, ((x, y) for y in ys[start_row:] for x in xs), threads, 2 * batch_size + threads)
     try: yield from _blend_rows(G, src, ys, xs, Ly, Lx, height, width, overlap, batch_size, device, precision, on_batch,
                                 start_row, above if start_row else None, {} if state is None else state)
     finally: src.close()
