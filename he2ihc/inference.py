@@ -16,7 +16,7 @@ from PIL import Image
 from .choices import check_threads
 from .tiles import load_rgb, rgb_to_tensor, tensor_to_rgb, image_files, ImageReadError
 from .files import check_output, atomic_write, remove_stale_partials, exclusive_lock
-from .runtime import as_generator, generator_name, generator_fingerprint, check_device, check_precision, check_batch_size, check_openvino, import_openvino, apply_generator, choose_precision, AUTO_WINDOWS
+from .runtime import as_generator, generator_name, generator_fingerprint, check_device, check_precision, check_batch_size, check_openvino, import_openvino, apply_generator, choose_precision, AUTO_WINDOWS, AUTO_MIN_TISSUE
 from .tiling import check_tiling, window_starts, pad_window, blended_bands, translate_array_tiled, Progress, spread_windows
 from .wsi import (SlideReadError, open_slide, check_level, slide_mpp, slide_thumbnail, tissue_mask, region_rgb,
                         soft_tissue_mask, soft_box, composite_on_glass, check_quality, write_pyramidal_tiff, check_slide_output,
@@ -24,7 +24,7 @@ from .wsi import (SlideReadError, open_slide, check_level, slide_mpp, slide_thum
 
 # %% auto #0
 __all__ = ['AUTO_TILE_PIXELS', 'TRANSLATIONS_RECORD', 'OUTPUT_FORMATS', 'translate', 'FolderResult', 'translate_folder',
-           'slide_key', 'SlideResult', 'translate_slide']
+           'auto_windows', 'slide_key', 'SlideResult', 'translate_slide']
 
 # %% ../nbs/21_inference.ipynb #1be0d2b4
 def _to_rgb_list(image)->tuple:
@@ -207,6 +207,17 @@ def translate_folder(
 # %% ../nbs/21_inference.ipynb #04c77f9a
 _BACKGROUND = 'soft-mask-1'                 # how glass is decided (`composite_on_glass`); before it, window by window
 
+def auto_windows(
+    tissue:list,        # (x, y) of a slide's tissue windows, in reading order
+    cover:dict=None,    # (x, y) -> the share of the window the tissue mask covers (None: every window counts alike)
+)->list:                # the windows to check, in reading order
+    "The windows `precision='auto'` checks: one per 8 tissue windows, at most `AUTO_WINDOWS`, spread over those at least `AUTO_MIN_TISSUE` tissue (else the most covered)."
+    k, pool = min(AUTO_WINDOWS, math.ceil(len(tissue) / 8)), tissue
+    if cover is not None and k:   # (a speck of tissue gives a PSNR of a few hundred pixels at its fringe: it measures nothing)
+        pool = [p for p in tissue if cover[p] >= AUTO_MIN_TISSUE]
+        if len(pool) < k: pool = [p for p in tissue if cover[p] >= sorted(cover.values())[-k]]
+    return spread_windows(pool, k)
+
 def slide_key(
     G,                        # the generator: a module, or a file `as_generator` reads (its weights count, not the file)
     slide,                    # the H&E slide
@@ -313,7 +324,7 @@ def translate_slide(
             check = ''
             if precision == 'auto':     # (checked where the slide's tissue is: one window per 8, up to AUTO_WINDOWS, spread over it)
                 tissue = [(x, y) for y in ys for x in xs if is_tissue is None or is_tissue(x, y, Lx, Ly)]
-                picks = spread_windows(tissue, min(AUTO_WINDOWS, math.ceil(len(tissue) / 8)))
+                picks = auto_windows(tissue, None if soft is None else {p: float(soft_box(soft, tds, *p, Lx, Ly).mean()) for p in tissue})
                 def held(i, o):         # window i's translation as the slide holds it: inside the slide, laid on glass, its tissue's pixels
                     x, y = picks[i]; o = np.ascontiguousarray(o[:min(Ly, H - y), :min(Lx, W - x)])
                     if soft is None: return o

@@ -19,10 +19,11 @@ from .checkpoints import load_generator, load_state_checked, read_he2ihc_file, C
 from .choices import INFERENCE_PRECISIONS
 
 # %% auto #0
-__all__ = ['AUTO_MIN_PSNR', 'AUTO_WINDOWS', 'as_generator', 'test_mode', 'generator_name', 'default_device', 'check_precision',
-           'import_openvino', 'check_openvino', 'check_batch_size', 'check_device', 'apply_generator',
-           'cpu_has_native_bf16', 'openvino_available', 'frozen_copy', 'openvino_cache_dir', 'openvino_cache_limit',
-           'OpenVINOGenerator', 'openvino_generator', 'choose_precision', 'generator_fingerprint']
+__all__ = ['AUTO_MIN_PSNR', 'AUTO_WINDOWS', 'AUTO_MIN_TISSUE', 'as_generator', 'test_mode', 'generator_name', 'default_device',
+           'check_precision', 'import_openvino', 'check_openvino', 'check_batch_size', 'check_device',
+           'apply_generator', 'cpu_has_native_bf16', 'openvino_available', 'frozen_copy', 'openvino_cache_dir',
+           'openvino_cache_limit', 'OpenVINOGenerator', 'openvino_generator', 'choose_precision',
+           'generator_fingerprint']
 
 # %% ../nbs/18_runtime.ipynb #a58504e5
 def as_generator(
@@ -281,6 +282,7 @@ def openvino_generator(
 # %% ../nbs/18_runtime.ipynb #1c6bf528
 AUTO_MIN_PSNR = 40.0   # dB: the least PSNR against float32 output, on every window checked, for 'auto' to choose a faster route
 AUTO_WINDOWS = 8       # most windows of a slide 'auto' checks (`translate_slide`: one per 8 tissue windows, spread over the tissue)
+AUTO_MIN_TISSUE = 0.1  # share of a window the tissue mask must cover for `translate_slide` to check it (where enough windows do)
 
 def choose_precision(
     G:nn.Module,            # the generator, in eval mode, on `device`
