@@ -14,7 +14,7 @@ route's whole slide against the float32 one, decoded at level 0 (PSNR by scikit-
 union, mean and 99th percentile of the absolute difference), with the PSNR of each tissue window (the worst and the
 median) over the decoded slides.
 """
-import argparse, json, math, os, tempfile, time
+import argparse, json, tempfile
 from pathlib import Path
 import numpy as np
 
@@ -44,7 +44,6 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         d = Path(d); runs = {}
         for prec in ('auto',) if a.auto_only else ('fp32', a.route, 'auto'):
-            t0 = time.perf_counter()
             r = translate_slide(G, a.slide, d/f"{prec}.tif", precision=prec, **kw)
             runs[prec] = r
             res[prec] = dict(ran_in=r.precision, seconds=round(r.seconds, 1), setup_seconds=round(r.setup_seconds, 1),

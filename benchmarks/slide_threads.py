@@ -27,7 +27,7 @@ import argparse, hashlib, json, os, platform, shutil, subprocess, sys, tempfile,
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from slide_inference import write_synthetic_slide, vm_hwm_mb, throughput   # noqa: E402
+from slide_inference import write_synthetic_slide, vm_hwm_mb   # noqa: E402
 
 def generator_preset(name:str):
     "The preset a named generator is built from (None for the identity)."

@@ -319,11 +319,11 @@ def translate_slide(
                 except Exception as e: raise SlideReadError(f"{slide}: cannot read the region at ({x}, {y}) of level {level} ({e})") from None
             (Ly, ys), (Lx, xs) = window_starts(H, tile, overlap), window_starts(W, tile, overlap)
             n_tiles = len(ys) * len(xs)
-            n_tissue = sum(is_tissue(x, y, Lx, Ly) for y in ys for x in xs) if is_tissue else n_tiles
+            tissue = [(x, y) for y in ys for x in xs if is_tissue is None or is_tissue(x, y, Lx, Ly)]   # (what auto checks is among them)
+            n_tissue = len(tissue)
             key = slide_key(G, slide, level, tile, overlap, detect_tissue, quality, precision, mask_side)
             check = ''
             if precision == 'auto':     # (checked where the slide's tissue is: one window per 8, up to AUTO_WINDOWS, spread over it)
-                tissue = [(x, y) for y in ys for x in xs if is_tissue is None or is_tissue(x, y, Lx, Ly)]
                 picks = auto_windows(tissue, None if soft is None else {p: float(soft_box(soft, tds, *p, Lx, Ly).mean()) for p in tissue})
                 def held(i, o):         # window i's translation as the slide holds it: inside the slide, laid on glass, its tissue's pixels
                     x, y = picks[i]; o = np.ascontiguousarray(o[:min(Ly, H - y), :min(Lx, W - x)])

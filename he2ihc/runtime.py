@@ -14,7 +14,6 @@ from torch import nn, Tensor
 from .tiles import rgb_to_tensor
 from .models import pad_to_multiple
 from .presets import build_generator, Preset
-from .choices import PRECISIONS
 from .checkpoints import load_generator, load_state_checked, read_he2ihc_file, CheckpointError
 from .choices import INFERENCE_PRECISIONS
 
