@@ -156,13 +156,21 @@ def train_demo(
     seed:int=0,
     progress:bool=True,       # progress bars and the epoch table
     log=print,                # where the epoch lines go without progress bars
+    overwrite:bool=False,     # start afresh in a RUN that holds a demo run (its checkpoint, generator or results)
     **overrides,              # preset settings over `demo_settings(method)`, e.g. n_epochs=2
 )->dict:                      # metrics of the trained and untrained generators and of the identity
     "Train `method` on the demo dataset for `DEMO_ITERATIONS` iterations on a CPU and compare it with its starting point and with the input."
     from he2ihc.synthetic import make_demo_dataset
     from he2ihc.data import find_pairs
     from he2ihc.runs import preset_dls, train_run
-    out = Path(out); res = out/'results'; res.mkdir(parents=True, exist_ok=True)
+    out = Path(out); res = out/'results'
+    resume = resume and (out/'checkpoint.pt').exists()
+    if not resume and not overwrite and (held := [f.relative_to(out).as_posix() for f in (out/'checkpoint.pt', out/'generator.pt', res/'metrics.csv')
+                                                  if f.exists()]):
+        go_on = 'continue it with resume=True (--resume), ' if (out/'checkpoint.pt').exists() else 'no checkpoint to continue from; '
+        raise FileExistsError(f"{out} already holds a demo run ({', '.join(held)}); {go_on}replace it with overwrite=True (--overwrite), "
+                              "or choose another folder")
+    res.mkdir(parents=True, exist_ok=True)
     data = Path(data) if data is not None else out/'data'
     if not (data/'manifest.csv').exists() and data == out/'data':
         make_demo_dataset(data, seed=seed, section=section, progress=progress)
@@ -170,7 +178,7 @@ def train_demo(
     p = get_preset(method, **demo_settings(method, len(index.splits.get('train', ())) or 64, **overrides))
     dls = preset_dls(index, p, bs=1, val_bs=4)
     kept = {}    # the generator as it starts, before a checkpoint is read or a step taken: the baseline it must beat
-    r = train_run(dls, out, p, seed=seed, resume=resume and (out/'checkpoint.pt').exists(), progress=progress, log=log,
+    r = train_run(dls, out, p, seed=seed, resume=resume, overwrite=overwrite, progress=progress, log=log,
                   on_start=lambda learn: kept.setdefault('G', copy.deepcopy(learn.model.G).eval()))
     learn, untrained, train_s = r['learn'], kept['G'], r['seconds']
     G = learn.model.G.eval()

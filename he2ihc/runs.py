@@ -67,9 +67,15 @@ def train_run(
     label:str=None,           # what the epoch lines are about (default: the preset's name)
     checkpoint_every:int=1,   # epochs between checkpoints
     on_start=None,            # called with the learner before anything is read or trained
+    overwrite:bool=False,     # start afresh in an `out` that holds a run (replacing its checkpoint and generator)
 )->dict:                      # learn, start (epochs done before), total, seconds (training), generator (its path)
     "Train preset `p` into the folder `out`, from scratch or from its checkpoint, and export its generator."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True); ck = out/'checkpoint.pt'
+    out = Path(out); ck = out/'checkpoint.pt'
+    if not resume and not overwrite and (held := [f.name for f in (ck, out/'generator.pt') if f.exists()]):
+        go_on = 'continue it with resume=True (--resume), ' if ck.exists() else 'no checkpoint to continue from; '
+        raise FileExistsError(f"{out} already holds a run ({', '.join(held)}); {go_on}replace it with overwrite=True (--overwrite), "
+                              "or choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
     learn = stain_learner(dls, p, precision=precision, checkpoint=ck, checkpoint_every=checkpoint_every, seed=seed,
                           cbs=None if progress else [EpochLine(label or p.name, log)])
     if on_start is not None: on_start(learn)

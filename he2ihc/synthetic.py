@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_synthetic.ipynb #328b7bd5
 from __future__ import annotations
-import csv, math, multiprocessing, os, re, time
+import csv, hashlib, json, math, multiprocessing, os, re, time
 from pathlib import Path
 import numpy as np
 from PIL import Image
@@ -16,8 +16,8 @@ from .tiles import HER2_SCORES
 from .files import atomic_write
 
 # %% auto #0
-__all__ = ['STAIN_VECTORS', 'HER2_LOOK', 'MANIFEST_FIELDS', 'MAX_DEMO_SIZE', 'render_stains', 'tissue_scene', 'synth_pair',
-           'save_png', 'make_demo_dataset', 'read_manifest', 'synthetic_slide']
+__all__ = ['STAIN_VECTORS', 'HER2_LOOK', 'MANIFEST_FIELDS', 'DEMO_MARK', 'MAX_DEMO_SIZE', 'render_stains', 'tissue_scene',
+           'synth_pair', 'save_png', 'make_demo_dataset', 'read_manifest', 'synthetic_slide']
 
 # %% ../nbs/04_synthetic.ipynb #613edc4f
 STAIN_VECTORS = np.asarray(rgb_from_hed, dtype=np.float64)  # rows: haematoxylin, eosin, DAB (Ruifrok & Johnston)
@@ -206,28 +206,46 @@ def save_png(
 
 _DEMO_TILE = re.compile(r'^\d{5}_(train|val|test)_(0|1\+|2\+|3\+)\.png$')   # a tile `make_demo_dataset` writes
 
+DEMO_MARK = '.he2ihc-demo.json'   # written by `make_demo_dataset` alone: first (a run under way), then with every file's SHA-256
+
+def _sha256(f)->str: return hashlib.sha256(Path(f).read_bytes()).hexdigest()
+
+def _write_mark(path, files=None):
+    "The demo's own mark in `path`: without `files` a run under way, with them (name -> SHA-256) a finished dataset."
+    with atomic_write(path/DEMO_MARK) as tmp: Path(tmp).write_text(json.dumps({'he2ihc_demo': 1, 'files': files}))
+
+def _read_mark(path)->dict|None:
+    try: m = json.loads((path/DEMO_MARK).read_text())
+    except (OSError, ValueError): return None
+    return m if isinstance(m, dict) and m.get('he2ihc_demo') == 1 and isinstance(m.get('files'), (dict, type(None))) else None
+
 def _prepare(path):
-    "The folder to write a demo dataset to: new, empty, or an earlier demo dataset, whose tiles are removed (and nothing else)."
+    "The folder to write a demo dataset to: new, empty, or an earlier demo dataset, whose files are removed (and nothing else)."
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir(): raise NotADirectoryError(f"{path}: not a folder")
     if path.exists() and any(path.iterdir()):
-        man = path/'manifest.csv'
-        if not (man.is_file() and man.read_text().startswith(','.join(MANIFEST_FIELDS[:3]))):
-            raise FileExistsError(f"{path} is not empty and holds no he2ihc demo dataset; choose an empty or new folder")
+        # a demo dataset is known by the mark it wrote, never by file names or a manifest's header: real datasets share both
+        mark = _read_mark(path)
+        if mark is None:
+            raise FileExistsError(f"{path} is not empty and holds no he2ihc demo dataset (no {DEMO_MARK}); nothing was deleted: "
+                                  "choose an empty or new folder")
         dirs = {d for lay in _DEMO_DIRS.values() for pair in lay.values() for d in pair} | {'HE', 'IHC'}
-        tiles, foreign = [], []
+        listed = mark['files']   # None: a run stopped before it finished, which wrote only demo tiles and the manifest
+        mine, foreign = [], []
         for p in sorted(path.rglob('*')):
             rel, parent = p.relative_to(path).as_posix(), p.parent.relative_to(path).as_posix()
-            if rel == 'manifest.csv' or (p.is_dir() and not p.is_symlink() and rel in dirs): continue
-            if p.is_file() and not p.is_symlink() and parent in dirs and (_DEMO_TILE.match(p.name) or p.name.endswith('.partial')): tiles.append(p)
-            else: foreign.append(rel)
-        if foreign:   # a real dataset, or files a user added: delete nothing
-            raise FileExistsError(f"{path} holds a he2ihc demo manifest but also {len(foreign)} file(s) or folder(s) the demo does not write "
+            if rel == DEMO_MARK or (p.is_dir() and not p.is_symlink() and rel in dirs): continue
+            plain = p.is_file() and not p.is_symlink()
+            if listed is not None: ok = plain and rel in listed and _sha256(p) == listed[rel]
+            else: ok = plain and (rel == 'manifest.csv' or parent in dirs and (_DEMO_TILE.match(p.name) or p.name.endswith('.partial')))
+            (mine if ok else foreign).append(p if ok else rel)
+        if foreign:   # a real dataset, or files a user added or changed: delete nothing
+            raise FileExistsError(f"{path} holds an he2ihc demo dataset but also {len(foreign)} file(s) or folder(s) the demo did not write "
                                   f"(e.g. {foreign[0]}); nothing was deleted: choose an empty or new folder")
-        for p in tiles: p.unlink()   # an earlier demo dataset, finished or interrupted: replace it
+        for p in mine: p.unlink()   # an earlier demo dataset, finished or interrupted: replace it
         for d in sorted(dirs, key=len, reverse=True):
             if (path/d).is_dir(): (path/d).rmdir()
-        man.unlink()
+        (path/DEMO_MARK).unlink()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -269,7 +287,8 @@ def make_demo_dataset(
     if section not in ('adjacent', 'same'): raise ValueError(f"section must be 'adjacent' or 'same', got {section!r}")
     if section == 'same': max_shift = max_rotation = max_warp = 0.0
     path = _prepare(path)
-    _write_manifest(path, [])   # the header first: a run interrupted from here on can simply be run again
+    _write_mark(path)           # the mark first: a run interrupted from here on can simply be run again
+    _write_manifest(path, [])
     (tr, trd), (va, vad) = _DEMO_DIRS[layout].items()
     jobs = [(tr, 0, trd, i) for i in range(n_train)] + [(va, 1, vad, i) for i in range(n_val)]
     for n, dirs in ((n_train, trd), (n_val, vad)):
@@ -282,6 +301,8 @@ def make_demo_dataset(
     rows = parallel(_write_pair, jobs, path=path, size=size, seed=seed, bounds=bounds, n_workers=n_workers,
                     method='fork' if fork and n_workers > 0 else None, progress=progress and bool(jobs))
     _write_manifest(path, list(rows))
+    _write_mark(path, {f.relative_to(path).as_posix(): _sha256(f) for f in sorted(path.rglob('*'))
+                       if f.is_file() and f.name != DEMO_MARK})
     return path
 
 def read_manifest(
