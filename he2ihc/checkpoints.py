@@ -16,8 +16,8 @@ from .presets import Preset, build_generator
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'CHECKPOINT_FORMAT', 'GENERATOR_FORMAT', 'FILE_FIELDS', 'ARCH_FIELDS', 'OPTIONAL_ARCH_FIELDS',
-           'read_he2ihc_file', 'CheckpointError', 'atomic_torch_save', 'load_state_checked', 'load_generator',
-           'generator_arch', 'save_generator']
+           'read_he2ihc_file', 'CheckpointError', 'atomic_torch_save', 'load_state_checked', 'build_file_generator',
+           'load_generator', 'generator_arch', 'save_generator']
 
 # %% ../nbs/10_checkpoints.ipynb #f0ee3b8a
 FORMAT_VERSION = 1
@@ -96,6 +96,18 @@ def load_state_checked(
                               f"unexpected keys: {show(unexpected)}; shape mismatches: {show(shapes)}" + (f" ({hint})" if hint else ''))
     module.load_state_dict(state)
 
+def build_file_generator(
+    settings:dict,        # the file's preset (a checkpoint's 'preset'), or its 'arch' with `method`
+    path,                 # the file, for messages
+    method:str=None,      # an exported generator's 'method'
+)->nn.Module:             # the generator those settings build, untrained
+    "Build the generator a file's settings describe, failing in one line naming the file where they build none."
+    try: return build_generator(Preset(method, **settings) if method is not None else Preset(**settings))
+    except (TypeError, ValueError, RuntimeError, AttributeError, KeyError, OverflowError, MemoryError) as e:
+        # settings a person changed by hand, or a damaged file: not a fault of he2ihc's
+        raise CheckpointError(f"{path}: its generator settings build no generator ({type(e).__name__}: {e}); the file was edited or "
+                              "damaged since he2ihc wrote it: export the generator again") from None
+
 def load_generator(
     path,                 # a file written by `StainLearner.export_generator`
     device=None,          # where to put it (default: CPU)
@@ -103,7 +115,7 @@ def load_generator(
     "Rebuild an exported generator for inference."
     path = Path(path)
     ck = read_he2ihc_file(path, ('generator',))
-    G = build_generator(Preset(ck['method'], **ck['arch']))
+    G = build_file_generator(ck['arch'], path, ck['method'])
     load_state_checked(G, ck['state'], 'generator', path)
     return G.to(device or 'cpu').eval()
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_data.ipynb #b32b9291
 from __future__ import annotations
-import random, warnings
+import hashlib, random, warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,8 +268,14 @@ def _inspect(path, decode):
     im.close()
     return size, ([Problem('warning', path, f"{conversion}: converted to 8-bit RGB when loaded")] if conversion else [])
 
-def _inspect_pair(p, decode, crop_size):
+def _digest(path)->str|None:
+    "SHA-256 of a file's bytes (None if it cannot be read: `_inspect` says why)."
+    try: return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError: return None
+
+def _inspect_pair(p, decode, crop_size, digests=None):
     (he, hp), (ihc, ip) = _inspect(p.he, decode), _inspect(p.ihc, decode)
+    if digests is not None: digests[p] = (_digest(p.he), _digest(p.ihc))
     problems = hp + ip
     if he is not None and ihc is not None:
         if he != ihc:
@@ -281,11 +287,25 @@ def _inspect_pair(p, decode, crop_size):
 
 TRAIN_SPLITS = ('train', 'all')   # splits that are cropped for training; the others are used whole
 
+def _copies_across_splits(pairs, digests:dict, problems:list):
+    "An error for each tile whose H&E or IHC has the same bytes as one of another split: one tile trained and tested on, whatever its name."
+    first = {}
+    for p in pairs:
+        for side, d in zip(('H&E', 'IHC'), digests.get(p, (None, None))):
+            if d is None: continue
+            if (d, side) not in first: first[(d, side)] = p; continue
+            p0 = first[(d, side)]
+            if p0.split != p.split and not (p0.name == p.name and slide_from_name(p.name)):   # (`_names_across_splits` says that one)
+                problems.append(Problem('error', p.he if side == 'H&E' else p.ihc, f"the same {side} image, byte for byte, as "
+                                        f"{p0.he if side == 'H&E' else p0.ihc} in the {p0.split} split: one tile trained and tested on; "
+                                        "remove it from one split"))
+                break   # (one error per pair)
+
 def check_pairs(
     source,              # dataset folder or a `PairIndex`
     ihc_path=None,       # IHC folder of a two-folder layout
     crop_size:int=None,  # training crop; training tiles (`TRAIN_SPLITS`) smaller than it are errors
-    decode:bool=True,    # fully decode every image (finds truncated files; slower)
+    decode:bool=True,    # fully decode every image (finds truncated files) and compare every file's bytes across splits (finds copies); slower
     progress:bool=True,  # show a progress bar
     n_workers:int=None,  # decoding threads (Pillow decodes outside the GIL); None: one per CPU, at most 8
 )->DataReport:
@@ -298,11 +318,13 @@ def check_pairs(
         if sc is not None: scores.setdefault(p.split, Counter())[sc] += 1
         if sl is not None: slides.setdefault(p.split, Counter())[sl] += 1
     n_workers = min(8, num_cpus()) if n_workers is None else n_workers
+    digests = {} if decode and len(index.splits) > 1 else None
     with ThreadPoolExecutor(max(1, n_workers)) as ex:
-        results = ex.map(lambda p: _inspect_pair(p, decode, crop_size), pairs)
+        results = ex.map(lambda p: _inspect_pair(p, decode, crop_size, digests), pairs)
         for p, (size, probs) in zip(pairs, progress_bar(results, total=len(pairs), leave=False) if progress and pairs else results):
             problems += probs
             if size is not None: tile_sizes[p] = size
+    if digests is not None: _copies_across_splits(pairs, digests, problems)
     return DataReport(index, problems, tile_sizes, scores, slides)
 
 # %% ../nbs/03_data.ipynb #08dc74d1

@@ -14,14 +14,14 @@ from torch import nn, Tensor
 from .tiles import rgb_to_tensor
 from .models import pad_to_multiple
 from .presets import build_generator, Preset
-from .checkpoints import load_generator, load_state_checked, read_he2ihc_file, CheckpointError
+from .checkpoints import load_generator, load_state_checked, read_he2ihc_file, build_file_generator, CheckpointError
 from .choices import INFERENCE_PRECISIONS
 
 # %% auto #0
-__all__ = ['AUTO_MIN_PSNR', 'AUTO_WINDOWS', 'AUTO_MIN_TISSUE', 'as_generator', 'test_mode', 'generator_name', 'default_device',
-           'check_precision', 'import_openvino', 'check_openvino', 'check_batch_size', 'check_device',
-           'apply_generator', 'cpu_has_native_bf16', 'openvino_available', 'frozen_copy', 'openvino_cache_dir',
-           'openvino_cache_limit', 'OpenVINOGenerator', 'openvino_generator', 'choose_precision',
+__all__ = ['AUTO_MIN_PSNR', 'AUTO_WINDOWS', 'AUTO_MIN_TISSUE', 'as_generator', 'test_mode', 'generator_name', 'generator_said',
+           'default_device', 'check_precision', 'import_openvino', 'check_openvino', 'check_batch_size', 'check_device',
+           'apply_generator', 'NonFiniteOutputError', 'cpu_has_native_bf16', 'openvino_available', 'frozen_copy',
+           'openvino_cache_dir', 'openvino_cache_limit', 'OpenVINOGenerator', 'openvino_generator', 'choose_precision',
            'generator_fingerprint']
 
 # %% ../nbs/18_runtime.ipynb #a58504e5
@@ -33,10 +33,12 @@ def as_generator(
     if isinstance(g, nn.Module): return test_mode(g if device is None else g.to(device))
     path = Path(g).expanduser()
     ck = read_he2ihc_file(path, ('generator', 'checkpoint'))
-    if ck['format'].startswith('he2ihc-generator'): return test_mode(load_generator(path, device))
-    if 'G' not in ck['nets']: raise CheckpointError(f"{path}: an he2ihc training checkpoint without a generator ('nets' has no 'G')")
-    G = build_generator(Preset(**ck['preset']))
-    load_state_checked(G, ck['nets']['G'], 'generator', path)
+    if ck['format'].startswith('he2ihc-generator'): G = load_generator(path, device)
+    else:
+        if 'G' not in ck['nets']: raise CheckpointError(f"{path}: an he2ihc training checkpoint without a generator ('nets' has no 'G')")
+        G = build_file_generator(ck['preset'], path)
+        load_state_checked(G, ck['nets']['G'], 'generator', path)
+    G.he2ihc_file = str(path)   # (what its errors name)
     return test_mode(G.to(device or 'cpu'))
 
 def test_mode(
@@ -48,6 +50,10 @@ def test_mode(
 def generator_name(g)->str:
     "A short label for `g`: the file name, or the class name of a module."
     return Path(g).name if isinstance(g, (str, Path)) else type(g).__name__
+
+def generator_said(G:nn.Module)->str:
+    "How a message names generator `G`: the file it was loaded from (`as_generator`), else its class."
+    return getattr(G, 'he2ihc_file', None) or f"the generator ({type(G).__name__})"
 
 # %% ../nbs/18_runtime.ipynb #fc9c6c34
 def default_device()->torch.device:
@@ -107,19 +113,27 @@ def apply_generator(
     if G.training and len(x) > 1:   # training-mode batch norm (pix2pix at test time): each image by its own statistics
         return torch.cat([apply_generator(G, x[i:i + 1], device, precision) for i in range(len(x))])
     x, (h, w) = pad_to_multiple(x.to(device, torch.float32), _multiple(G))
-    if precision == 'openvino': G = openvino_generator(G)
+    net = openvino_generator(G) if precision == 'openvino' else G
     dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(precision)
     norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if G.training else []
     kept = [(m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None) for m in norms]
     try:
         for m in norms: m.momentum = 0.0      # translating leaves the running averages as they were trained
         with torch.autocast(torch.device(device).type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            y = G(x)
+            y = net(x)
     finally:
         for m, (mom, nbt) in zip(norms, kept):
             m.momentum = mom
             if nbt is not None: m.num_batches_tracked.copy_(nbt)
-    return y[..., :h, :w].float()
+    y = y[..., :h, :w].float()
+    if not bool(torch.isfinite(y).all()):   # (black "IHC" on disk otherwise: NaN and inf become 0 in 8 bits)
+        raise NonFiniteOutputError(f"{generator_said(G)}: its output holds NaN or infinite values (precision {precision}): its weights are "
+                                   "damaged, or its numbers overflow in this precision; nothing is translated with it")
+    return y
+
+class NonFiniteOutputError(ValueError):
+    "A generator's output holds NaN or infinite values."
+
 
 
 # %% ../nbs/18_runtime.ipynb #a0bc4e01
@@ -314,6 +328,8 @@ def choose_precision(
                     mse = float(((a - out(i, r)) ** 2).mean()) if a.size else 0.0; n += 1
                     worst = min(worst, float('inf') if mse == 0 else 10 * math.log10(255 ** 2 / mse))
                     if worst < min_psnr: break        # (the route is out: its other windows need not run)
+            except NonFiniteOutputError:   # (float32 is finite here: it ran first)
+                why.append(f"{r} output not finite"); continue
             except Exception as err:       # (an op the OpenVINO converter does not know: stay in PyTorch)
                 if r != 'openvino': raise
                 why.append(f"openvino skipped: {str(err).strip().splitlines()[0][:300]}")
