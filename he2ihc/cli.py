@@ -256,9 +256,10 @@ def _locked_run(out:Path, what:str):
 
 def _train(a):
     out = check_output(a.out, 'folder', '--out folder'); ck = out/'checkpoint.pt'
+    if a.resume and a.overwrite: raise ValueError("--resume continues the run in --out and --overwrite replaces it: choose one")
     if a.resume and not ck.exists(): raise FileNotFoundError(f"--resume: no checkpoint at {ck}")
-    if not a.resume and ck.exists():
-        raise ValueError(f"{out} already holds a run (checkpoint.pt); continue it with --resume, or choose another --out")
+    if not a.resume and not a.overwrite and ck.exists():
+        raise ValueError(f"{out} already holds a run (checkpoint.pt); continue it with --resume, replace it with --overwrite, or choose another --out")
     with _locked_run(out, 'run'): return _train_locked(a, out, ck)
 
 def _train_locked(a, out:Path, ck:Path):
@@ -276,12 +277,16 @@ def _train_locked(a, out:Path, ck:Path):
     views = 'multi-magnification views' if makes_multimag(dls) else f'{p.crop_size}x{p.crop_size} crops'
     print(f"{p.name}: {len(dls.train_ds)} training items per epoch ({views}), {len(dls.valid_ds)} validation tiles, "
           f"{p.n_epochs} + {p.n_epochs_decay} epochs on {dls.device}", flush=True)
-    try: r = train_run(dls, out, p, seed=a.seed, precision=a.precision, resume=a.resume, progress=_progress(a), checkpoint_every=a.checkpoint_every,
-                       log=lambda s: print(s, flush=True))
+    before = ck.stat().st_mtime_ns if ck.exists() else None   # (the checkpoint an --overwrite run replaces is not its own)
+    try: r = train_run(dls, out, p, seed=a.seed, precision=a.precision, resume=a.resume, overwrite=a.overwrite, progress=_progress(a),
+                       checkpoint_every=a.checkpoint_every, log=lambda s: print(s, flush=True))
     except KeyboardInterrupt as e:
         how = 'terminated' if isinstance(e, Terminated) else 'interrupted'
-        print(f"he2ihc train: {how}; {ck} holds the last finished epoch. Continue with: he2ihc train {a.data} --out {out} --resume",
-              file=sys.stderr)
+        if ck.exists() and (a.resume or ck.stat().st_mtime_ns != before):
+            print(f"he2ihc train: {how}; {ck} holds the last finished epoch. Continue with: he2ihc train {a.data} --out {out} --resume",
+                  file=sys.stderr)
+        else: print(f"he2ihc train: {how} before its first epoch was saved; there is nothing to continue from: run the same command "
+                    "again to start over", file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
     learn = r['learn']
     trained = r['start'] < r['total']    # (else a run stopped between its last checkpoint and the export: the export is what was left)
@@ -299,7 +304,8 @@ def _demo(a):
         raise FileExistsError(f"{out} already holds a demo run (checkpoint.pt, generator.pt, results/); continue it with --resume, "
                               "replace it with --overwrite, or choose another --out")
     with _locked_run(out, 'demo run'):
-        r = train_demo(a.out, data=a.data, method=a.method or DEMO_METHOD, section=a.section, resume=a.resume, seed=a.seed, progress=_progress(a),
+        r = train_demo(a.out, data=a.data, method=a.method or DEMO_METHOD, section=a.section, resume=a.resume, overwrite=a.overwrite,
+                   seed=a.seed, progress=_progress(a),
                    **{k: v for k, v in dict(n_epochs=a.epochs, n_epochs_decay=a.decay).items() if v is not None}, **_overrides(a.set))
     out = Path(r['out'])
     print((out/'results/metrics.md').read_text())   # (its last line is `demo_verdict`'s, on the HER2 measures)
@@ -314,8 +320,9 @@ def _reproduce(a):
                   test_frac=a.test_frac, split_seed=a.split_seed, crop=a.crop, overrides=_overrides(a.set) if a.set else None, bs=a.bs,
                   precision=a.precision, metrics=a.metrics, device=a.device, inception=a.inception, resnet50=a.resnet50,
                   alexnet=a.alexnet, estimate_only=a.estimate, progress=_progress(a))
-    except KeyboardInterrupt as e:   # (reproduce has said where the run stands and how to continue it)
-        return 143 if isinstance(e, Terminated) else 130
+    except KeyboardInterrupt as e:
+        if not getattr(e, 'said', False): raise   # (stopped outside a method's training: `main` says it, and what is left)
+        return 143 if isinstance(e, Terminated) else 130   # (reproduce has said where the run stands and how to continue it)
     return 0
 
 def _quiet(p):
@@ -398,6 +405,7 @@ def build_parser()->argparse.ArgumentParser:
     t.add_argument('--bs', type=int, default=1, help="batch size (default 1, as the paper)")
     t.add_argument('--out', type=Path, default=Path('run'), help="run folder for checkpoint.pt and generator.pt (default ./run)")
     t.add_argument('--resume', action='store_true', help="continue the run in --out from its checkpoint")
+    t.add_argument('--overwrite', action='store_true', help="start afresh in an --out that holds a run, replacing its checkpoint and generator")
     _training_precision(t)
     t.add_argument('--checkpoint-every', type=int, default=1, help="epochs between checkpoints (default 1)")
     t.add_argument('--seed', type=int, default=None, help="seed every random draw (repeatable runs on a CPU)")

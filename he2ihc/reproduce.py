@@ -607,9 +607,12 @@ def _run(data, out, record, asked, methods, seeds, device, weights, estimate_onl
             log(f"{tag}: finished earlier, kept as it is"); continue
         p = method_preset(m, settings, schedules.get(m))
         try: info = run_cell(out, splits, split_dir, m, s, p, settings['precision'], settings['bs'], device, eval_kw, progress, log)
-        except KeyboardInterrupt:
-            print(f"he2ihc reproduce: stopped during {m} seed {s}; {cell_dir(out, m, s)} keeps its last finished epoch, and the "
-                  "same command continues the run from there", file=sys.stderr)
+        except KeyboardInterrupt as e:
+            kept = (cell_dir(out, m, s)/'checkpoint.pt').exists()
+            print(f"he2ihc reproduce: stopped during {m} seed {s}; " + (f"{cell_dir(out, m, s)} keeps its last finished epoch, and the "
+                  "same command continues the run from there" if kept else "before its first epoch was saved: the same command starts "
+                  "it again"), file=sys.stderr)
+            e.said = True   # (the command line adds nothing)
             raise
         eta.pop((m, s), None)
         if 'eval_seconds' in info: eval_times.append(info['eval_seconds'])
