@@ -199,15 +199,19 @@ def _translate_slide(a):
 
 def _translate_slides(a):
     _check_device(a.device)
-    from he2ihc.slides import translate_slides    # (Dask's imports only when it runs)
+    from he2ihc.slides import translate_slides, MAP_WRITTEN    # (Dask's imports only when it runs)
     r = translate_slides(a.generator, a.slides, a.out_dir, scheduler=a.scheduler, n_workers=a.workers, threads_per_worker=a.threads,
                          her2=not a.no_her2, her2_region=a.her2_region, progress=_progress(a), level=a.level, tile=a.tile,
                          overlap=a.overlap, batch_size=a.batch_size, device=a.device, precision=a.precision,
                          detect_tissue=not a.all_tiles, quality=a.quality, overwrite=a.overwrite)
-    for row in r.rows:   # failures, and the warnings of slides written (an all-white output, no microns per pixel)
+    for row in r.rows:   # failures, the warnings of slides written (an all-white output, no microns per pixel), a map that could not be made
         if row['status'] == 'failed': print(f"{row['slide']}: {_cli_words(row['error'])}", file=sys.stderr)
         elif row['status'] == 'written' and row['error']: print(f"he2ihc translate-slides: {_cli_words(row['error'])}", file=sys.stderr)   # (its warnings name the slide)
-    print(f"{r.count('written')} written, {r.count('skipped')} skipped (already written, by this generator with these settings), "
+        elif row['status'] == 'skipped' and 'HER2 map not written' in row['error']:
+            print(f"{row['slide']}: {_cli_words(row['error'][row['error'].index('HER2 map not written'):])}", file=sys.stderr)
+    mapped = sum(row['status'] == 'skipped' and MAP_WRITTEN in row['error'] for row in r.rows)
+    print(f"{r.count('written')} written, {r.count('skipped')} skipped (already written, by this generator with these settings"
+          f"{f'; {mapped} of them only scored, their HER2 map was missing' if mapped else ''}), "
           f"{r.count('failed')} failed in {r.seconds:.1f} s; report: {r.path}")
     return 1 if r.count('failed') else 0
 
@@ -533,10 +537,11 @@ def build_parser()->argparse.ArgumentParser:
                          description="Translate every slide of IN (a folder of slides, or a CSV with a 'slide' column and an optional "
                                      "'output' column) into OUT_DIR/NAME.tif, with its HER2 map (NAME.her2.png, NAME.her2.csv) and a "
                                      "line in OUT_DIR/translate-slides.csv. Slides this generator already wrote with these settings are skipped "
-                                     "(others are refused without --overwrite); interrupted ones "
+                                     "(only scored, when their HER2 map is missing; others are refused without --overwrite); interrupted ones "
                                      "continue from their finished bands; a slide that fails is reported and the others go on. Runs "
                                      "on a local Dask cluster, or on the one at --scheduler.")
-    tss.add_argument('slides', type=Path, help="folder of slides, or a CSV manifest")
+    tss.add_argument('slides', type=Path, help="folder of slides (its own slide files; subfolders are not searched), or a CSV manifest "
+                                               "(column 'slide', optional 'output': a file name in OUT_DIR)")
     tss.add_argument('out_dir', type=Path, help="output folder")
     tss.add_argument('--generator', type=Path, required=True, help="generator.pt (export_generator) or a training checkpoint.pt; "
                                                                   "every worker must see it at this path")
@@ -577,16 +582,16 @@ def main(
     shown = warnings.showwarning   # a warning is one line that says which command it comes from, not a source location
     warnings.showwarning = lambda message, *_, **__: print(f"he2ihc {a.command}: warning: {_cli_words(message)}", file=sys.stderr)
     try: return a.func(a)
+    except KeyboardInterrupt as e:   # (first: Ctrl-C in the middle of importing torch leaves a module `_user_errors` cannot import again)
+        term = isinstance(e, Terminated)
+        print(f"he2ihc {a.command}: {'terminated (SIGTERM)' if term else 'interrupted'}{_left_said(a)}", file=sys.stderr)
+        return 143 if term else 130
     except _user_errors() as e:   # the message names the problem; no traceback
         print(f"he2ihc {a.command}: error: {_cli_words(e)}", file=sys.stderr)
         return 1
     except MemoryError:
         print(f"he2ihc {a.command}: error: out of memory; ask for less at once (smaller tiles or batches, fewer workers)", file=sys.stderr)
         return 1
-    except KeyboardInterrupt as e:
-        term = isinstance(e, Terminated)
-        print(f"he2ihc {a.command}: {'terminated (SIGTERM)' if term else 'interrupted'}{_left_said(a)}", file=sys.stderr)
-        return 143 if term else 130
     except Exception as e:   # a fault of he2ihc's, not of the input: one line, and the traceback on request
         if os.environ.get('HE2IHC_DEBUG'): raise
         print(f"he2ihc {a.command}: unexpected error: {type(e).__name__}: {e} (run with HE2IHC_DEBUG=1 for the traceback, "

@@ -4,7 +4,7 @@
 
 # %% ../nbs/21_inference.ipynb #a5281b32
 from __future__ import annotations
-import json, math, os, time, warnings
+import errno, hashlib, json, math, os, re, shutil, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +20,11 @@ from .runtime import as_generator, generator_name, generator_fingerprint, check_
 from .tiling import check_tiling, window_starts, pad_window, blended_bands, translate_array_tiled, Progress, spread_windows
 from .wsi import (SlideReadError, open_slide, check_level, slide_mpp, slide_thumbnail, tissue_mask, region_rgb,
                         soft_tissue_mask, soft_box, composite_on_glass, check_quality, write_pyramidal_tiff, check_slide_output,
-                        SLIDE_KEY_TAG, BandSpool)
+                        SLIDE_KEY_TAG, BandSpool, glass_colour, tissue_reach, resume_folder, pyramid_shapes)
 
 # %% auto #0
 __all__ = ['AUTO_TILE_PIXELS', 'TRANSLATIONS_RECORD', 'OUTPUT_FORMATS', 'translate', 'FolderResult', 'translate_folder',
-           'auto_windows', 'slide_key', 'SlideResult', 'translate_slide']
+           'auto_windows', 'slide_hash', 'slide_key', 'SlideResult', 'slide_space', 'translate_slide']
 
 # %% ../nbs/21_inference.ipynb #1be0d2b4
 def _to_rgb_list(image)->tuple:
@@ -93,14 +93,15 @@ class FolderResult:
 TRANSLATIONS_RECORD = '.he2ihc-translations.jsonl'   # in the output folder: which generator wrote each output, from what
 OUTPUT_FORMATS = ('.png', '.tif', '.tiff', '.jpg', '.jpeg')
 
-_RECORD_HEAD = {'format': 'he2ihc-translations-2'}
+_RECORD_HEAD = {'format': 'he2ihc-translations-3'}   # (2 recorded no input content, settings or output content)
+_RECORD_HEADS = ({'format': 'he2ihc-translations-2'}, _RECORD_HEAD)
 
 def _read_record(path:Path)->dict:
-    "The outputs recorded in `path` (output name -> source and generator; the last line of a name wins), {} when there is none."
+    "The outputs recorded in `path` (output name -> source, contents, generator and settings; the last line of a name wins), {} when there is none."
     if not path.exists(): return {}
     lines = path.read_text(encoding='utf-8').splitlines()
     try:
-        if not lines or json.loads(lines[0]) != _RECORD_HEAD: raise ValueError("no he2ihc format mark")
+        if not lines or json.loads(lines[0]) not in _RECORD_HEADS: raise ValueError("no he2ihc format mark")
         out = {}
         for i, line in enumerate(lines[1:], 2):
             try: e = json.loads(line)
@@ -121,17 +122,36 @@ def _append_record(path:Path, output:str, entry:dict):
 
 def _names(paths, n=5)->str: return ', '.join(p.name for p in paths[:n]) + (f" and {len(paths) - n} more" if len(paths) > n else '')
 
+def _sha256(path)->str:
+    "The SHA-256 of a file's bytes, streamed."
+    with open(path, 'rb') as f: return hashlib.file_digest(f, 'sha256').hexdigest()
+
+def _stale_output(
+    entry:dict,       # the record's entry of an output
+    gid:dict,         # `generator_fingerprint` of this run's generator
+    source:str,       # SHA-256 of this run's input
+    settings:dict,    # this run's tile, overlap and precision
+)->str:               # why the output is not what this run would write ('' when it is)
+    "What differs between the record of an output and what this run would write from the same name."
+    why = [] if entry.get('sha256') == gid['sha256'] else [f"written by another generator ({entry.get('generator', '?')})"]
+    if 'input_sha256' not in entry: why.append("recorded without its input's content, by an earlier he2ihc")
+    elif entry['input_sha256'] != source: why.append("translated from another version of its input")
+    was = entry.get('settings') or {}
+    if 'settings' in entry and was != settings:
+        why.append("written with " + ', '.join(f"{k} {was.get(k)!r}" for k in settings if was.get(k) != settings[k]))
+    return '; '.join(why)
+
 def translate_folder(
     generator,                 # `nn.Module`, exported generator or training checkpoint
     src,                       # folder of H&E images, or one image file
     dst,                       # output folder (made if missing); not the input folder
     ext:str='.png',            # output format by extension: .png (lossless), .tif, .jpg
-    overwrite:bool=False,      # translate again, replacing outputs whatever wrote them
+    overwrite:bool=False,      # translate again, replacing outputs whatever made them
     batch_size:int=8, device=None, precision:str='fp32',
     tile:int|None=None, overlap:int=64,   # windows for large images, as in `translate`
     progress:bool=True,
 )->FolderResult:
-    "Translate every image of `src` into `dst`, skipping those this generator already translated from the same image."
+    "Translate every image of `src` into `dst`, skipping those this generator already translated, with these settings, from an image of the same content."
     src, dst = Path(src).expanduser(), Path(dst).expanduser()
     if ext.lower() not in OUTPUT_FORMATS: raise ValueError(f"unsupported output format {ext!r}; use .png, .tif or .jpg")
     check_precision(precision); check_batch_size(batch_size)
@@ -160,25 +180,24 @@ def translate_folder(
     try:
         with exclusive_lock(record, 'record of translations'):
             remove_stale_partials(dst, names=[record.name, *(o.name for o in outs.values())])
-            done = {k: v for k, v in _read_record(record).items() if (dst/k).exists()}
-            other, unknown, elsewhere, todo = [], [], [], []
+            done = _read_record(record)
+            settings, sums = dict(tile=tile, overlap=overlap, precision=precision), {}
+            stale, unknown, todo = [], [], []
             for f, o in outs.items():
                 e = done.get(o.name)
                 if overwrite or not o.exists(): todo.append(f)
                 elif e is None: unknown.append(o)
-                elif e.get('sha256') != gid['sha256']: other.append(e.get('generator', '?'))
-                elif e.get('source') != str(f.resolve()): elsewhere.append(o)
+                elif why := _stale_output(e, gid, sums.setdefault(f, _sha256(f)), settings): stale.append(f"{o.name} ({why})")
+                elif e.get('output_sha256') != _sha256(o): todo.append(f)   # (cut short or damaged since it was written: made again)
                 else: res.skipped.append(f)
-            if other:
-                n = len(other)
-                raise FileExistsError(f"{n} output{'s' if n > 1 else ''} in {dst} {'were' if n > 1 else 'was'} written by another generator "
-                                      f"({', '.join(sorted(set(other)))}); pass overwrite=True (--overwrite) to replace them")
             if unknown:
                 raise FileExistsError(f"{dst}: {_names(unknown)}: existing files not recorded as written by he2ihc (in {record.name}); "
                                       "pass overwrite=True (--overwrite) to replace them")
-            if elsewhere:
-                raise FileExistsError(f"{dst}: {_names(elsewhere)}: recorded as translated from other files than the inputs of "
-                                      f"{src}; pass overwrite=True (--overwrite) to replace them")
+            if stale:
+                n = len(stale)
+                raise FileExistsError(f"{dst} holds {n} output{'s' if n > 1 else ''} that this run would not write as "
+                                      f"{'they are' if n > 1 else 'it is'}: {'; '.join(stale[:5])}{f' and {n - 5} more' if n > 5 else ''}; "
+                                      "pass overwrite=True (--overwrite) to translate them again and replace them")
             least = getattr(G, 'min_size', 1)
             bar = Progress(len(todo), progress, 'images')
             try:
@@ -194,7 +213,8 @@ def translate_folder(
                         ys = translate(G, ims, batch_size=batch_size, device=device, precision=precision, tile=tile, overlap=overlap)
                         for f, y in zip(batch, ys):
                             with atomic_write(outs[f]) as p: Image.fromarray(y).save(p, format=Image.registered_extensions()[ext.lower()])
-                            _append_record(record, outs[f].name, dict(source=str(f.resolve()), **gid))   # after the file: a kill between the two leaves a file the rerun refuses, never a wrong skip
+                            _append_record(record, outs[f].name, dict(source=str(f.resolve()), input_sha256=sums.get(f) or _sha256(f), **gid,
+                                                                      settings=settings, output_sha256=_sha256(outs[f])))   # after the file: a kill between the two leaves a file the rerun refuses, never a wrong skip
                             res.written.append(outs[f])
                     bar.step(len(todo[k:k + batch_size]))
             finally: bar.close()
@@ -205,7 +225,7 @@ def translate_folder(
 
 
 # %% ../nbs/21_inference.ipynb #04c77f9a
-_BACKGROUND = 'soft-mask-1'                 # how glass is decided (`composite_on_glass`); before it, window by window
+_BACKGROUND = 'pixel-glass-1'   # how glass is decided (`composite_on_glass`): the mask and each pixel's H&E; before it 'soft-mask-1' (the mask alone), and before that window by window
 
 def auto_windows(
     tissue:list,        # (x, y) of a slide's tissue windows, in reading order
@@ -218,6 +238,25 @@ def auto_windows(
         if len(pool) < k: pool = [p for p in tissue if cover[p] >= sorted(cover.values())[-k]]
     return spread_windows(pool, k)
 
+_HASHED = {}   # (path, size, mtime, inode) -> SHA-256 of a slide file without a quickhash, hashed once per process
+
+def slide_hash(
+    slide,      # a slide file (or any file: one OpenSlide cannot read is hashed byte by byte)
+)->str:         # 'quickhash-1:<hex>' or 'sha256:<hex>'
+    "What a slide holds, whatever its path or time: OpenSlide's `openslide.quickhash-1` (its lowest level and properties) where the format gives one, else the SHA-256 of the file's bytes."
+    slide = Path(slide).expanduser()
+    try:
+        s = open_slide(slide)
+        try: q = s.properties.get('openslide.quickhash-1')
+        finally: s.close()
+        if q: return f"quickhash-1:{q}"
+    except SlideReadError: pass
+    st = os.stat(slide)
+    k = (str(slide.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    if k not in _HASHED:
+        with open(slide, 'rb') as f: _HASHED[k] = hashlib.file_digest(f, 'sha256').hexdigest()   # (streamed)
+    return f"sha256:{_HASHED[k]}"
+
 def slide_key(
     G,                        # the generator: a module, or a file `as_generator` reads (its weights count, not the file)
     slide,                    # the H&E slide
@@ -226,11 +265,10 @@ def slide_key(
     mask_side:int=2048,
     fingerprint:dict=None,    # `generator_fingerprint` of the loaded `G`, where the caller has it (keying many slides with one generator)
 )->dict:                      # JSON-able
-    "What the pixels of a virtual slide depend on: the slide file, the generator's weights and the settings."
+    "What the pixels of a virtual slide depend on: the slide's content (`slide_hash` and size, not its path or time), the generator's weights and the settings."
     slide = Path(slide).expanduser()
     if fingerprint is None: fingerprint = generator_fingerprint(G if isinstance(G, nn.Module) else as_generator(G))
-    st = os.stat(slide)
-    return dict(slide=str(slide.resolve()), bytes=st.st_size, mtime_ns=st.st_mtime_ns, generator=fingerprint,
+    return dict(slide=slide_hash(slide), bytes=os.stat(slide).st_size, generator=fingerprint,
                 level=level, tile=tile, overlap=overlap, detect_tissue=detect_tissue, quality=quality, precision=precision,
                 mask_side=mask_side, background=_BACKGROUND)
 
@@ -264,6 +302,30 @@ class SlideResult:
                 f"{self.tiles_per_s:.2f} windows/s, {self.megapixels_per_s:.2f} Mpx/s, {self.precision}"
                 + (f"; resumed after {self.resumed_rows} finished rows of windows" if self.resumed_rows else "")
                 + (f"\n  auto: {self.precision_check}" if self.precision_check else ""))
+
+def _bytes(n:int)->str:
+    "A size in words: 734.0 kB, 2.1 GB."
+    for unit, k in (('GB', 1e9), ('MB', 1e6), ('kB', 1e3)):
+        if n >= k: return f"{n / k:.1f} {unit}"
+    return f"{n} bytes"
+
+def _folder_bytes(p:Path)->int:
+    "The bytes the files of a folder hold (0 when there is none)."
+    return sum(f.stat().st_size for f in p.rglob('*') if f.is_file()) if p.exists() else 0
+
+def _disk_full(e:OSError)->bool:
+    "An error of writing onto a full disk: ENOSPC, or numpy's short write ('N requested and M written') as tifffile meets it."
+    return e.errno == errno.ENOSPC or bool(re.search(r'\d+ requested and \d+ written', str(e)))
+
+def slide_space(
+    width:int, height:int,   # the level translated
+    share:float=1.0,         # the share of it that may hold tissue (the rest is written white, and takes next to nothing)
+    left:float=1.0,          # the share of its rows still to translate (a resumed run has the others)
+)->dict:                     # bytes: 'progress' (the resume folder), 'scratch' (the pyramid's levels, uncompressed), 'slide' (the output)
+    "About how much disk a slide's translation takes beside its output at its peak, just before the slide is complete (on the high side)."
+    px = width * height   # (zstd barely shrinks tissue: 3 bytes a pixel; JPEG of tissue at quality 100 with its pyramid: about 1.1)
+    return dict(progress=int(3 * px * share * left), scratch=sum(h * w * 3 for h, w in pyramid_shapes(height, width)[1:]),
+                slide=int(1.1 * px * share))
 
 def translate_slide(
     generator,                  # `nn.Module`, exported generator or training checkpoint
@@ -309,14 +371,15 @@ def translate_slide(
             if e := exists(): raise e        # (another run may have written it meanwhile)
             G = as_generator(generator, device)
             is_tissue, tissue_fraction, soft = None, 1.0, None
+            def read(x, y, w, h):   # (outside the level: white)
+                try: return region_rgb(s.read_region((round(x * ds), round(y * ds)), level, (w, h)))
+                except Exception as e: raise SlideReadError(f"{slide}: cannot read the region at ({x}, {y}) of level {level} ({e})") from None
             if detect_tissue:
                 thumb, tds = slide_thumbnail(s, level, mask_side)
                 mask, thr = tissue_mask(thumb)
                 tissue_fraction, soft = float(mask.mean()), soft_tissue_mask(mask)
-                def is_tissue(x, y, w, h): return bool(soft_box(soft, tds, x, y, w, h).any())
-            def read(x, y, w, h):
-                try: return region_rgb(s.read_region((round(x * ds), round(y * ds)), level, (w, h)))
-                except Exception as e: raise SlideReadError(f"{slide}: cannot read the region at ({x}, {y}) of level {level} ({e})") from None
+                glass = dict(he=read, reach=tissue_reach(mask, tds), colour=glass_colour(thumb, mask))   # (pale tissue near the mask's keeps its translation)
+                def is_tissue(x, y, w, h): return bool(soft_box(glass['reach'], tds, x, y, w, h).any())   # (the reach holds the mask)
             (Ly, ys), (Lx, xs) = window_starts(H, tile, overlap), window_starts(W, tile, overlap)
             n_tiles = len(ys) * len(xs)
             tissue = [(x, y) for y in ys for x in xs if is_tissue is None or is_tissue(x, y, Lx, Ly)]   # (what auto checks is among them)
@@ -328,8 +391,8 @@ def translate_slide(
                 def held(i, o):         # window i's translation as the slide holds it: inside the slide, laid on glass, its tissue's pixels
                     x, y = picks[i]; o = np.ascontiguousarray(o[:min(Ly, H - y), :min(Lx, W - x)])
                     if soft is None: return o
-                    on_tissue = composite_on_glass(np.zeros_like(o), soft, tds, y, x0=x)[..., 0] < 255   # (black laid on glass: not white where the mask weighs)
-                    return composite_on_glass(o, soft, tds, y, x0=x)[on_tissue]
+                    on_tissue = composite_on_glass(np.zeros_like(o), soft, tds, y, x0=x, **glass)[..., 0] < 255   # (black laid on glass: not white where the translation weighs)
+                    return composite_on_glass(o, soft, tds, y, x0=x, **glass)[on_tissue]
                 precision, check = choose_precision(G, device, [pad_window(read(x, y, min(Lx, W - x), min(Ly, H - y)), Ly, Lx) for x, y in picks],
                                                     written=held)
             if n_tissue == 0:
@@ -341,6 +404,14 @@ def translate_slide(
             spool = BandSpool(out, run, W)
             if not resume: spool.discard()
             resumed = spool.rows     # (every row: the run was killed while writing the pyramid; nothing is left to translate)
+            share = 1.0 if soft is None else float((glass['reach'] > 0).mean())
+            need, free = slide_space(W, H, share, 1 - resumed / len(ys)), shutil.disk_usage(out.parent).free
+            def said(need):
+                return (f"{_bytes(need['progress'])} for the progress kept in {spool.dir} until the slide is written, "
+                        f"{_bytes(need['scratch'])} for the pyramid's scratch and {_bytes(need['slide'])} for {out.name}")
+            if free < sum(need.values()):
+                raise OSError(errno.ENOSPC, f"{out.parent}: {_bytes(free)} free, and translating {slide.name} needs about "
+                              f"{_bytes(sum(need.values()))} there: {said(need)}; free some space or write the virtual slide to another disk")
             bar, t0 = Progress(n_tiles, progress, 'tiles'), time.perf_counter()
             bar.step(resumed * len(xs))
             state = {}
@@ -350,15 +421,23 @@ def translate_slide(
                 yield from spool.replay()
                 y = sum(spool.heights)
                 for b in new:
-                    if soft is not None: composite_on_glass(b, soft, tds, y)   # (before the spool: a resumed run replays it as written)
+                    if soft is not None: composite_on_glass(b, soft, tds, y, **glass)   # (before the spool: a resumed run replays it as written)
                     y += len(b)
                     spool.record(b, state['row'], state['above'])
                     yield b
             bands = spooled()
             desc = (f"he2ihc virtual IHC-HER2 of {slide.name} (level {level}); generator {generator_name(generator)}; "
                     f"windows {tile} px, overlap {overlap} px\n{SLIDE_KEY_TAG}{json.dumps(key, ensure_ascii=True)}")
-            with atomic_write(out) as partial:
-                levels = write_pyramidal_tiff(partial, bands, (H, W), mpp=mpp, quality=quality, description=desc, scratch_for=out, threads=threads)
+            try:
+                with atomic_write(out) as partial:
+                    levels = write_pyramidal_tiff(partial, bands, (H, W), mpp=mpp, quality=quality, description=desc, scratch_for=out, threads=threads)
+            except OSError as e:
+                if not _disk_full(e): raise
+                kept = _folder_bytes(spool.dir)
+                raise OSError(errno.ENOSPC, f"{out.parent}: the disk filled up while translating {slide.name} ({e}); the slide needs about "
+                              f"{_bytes(sum(need.values()))} there ({said(need)}), {_bytes(shutil.disk_usage(out.parent).free)} is free. "
+                              f"The progress so far, {_bytes(kept)} in {spool.dir}, is kept for a rerun to continue from once there is "
+                              "room; delete that folder to give the space back") from None
             spool.discard()
     finally:
         if bands is not None:

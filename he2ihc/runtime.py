@@ -20,9 +20,9 @@ from .choices import INFERENCE_PRECISIONS
 # %% auto #0
 __all__ = ['AUTO_MIN_PSNR', 'AUTO_WINDOWS', 'AUTO_MIN_TISSUE', 'as_generator', 'test_mode', 'generator_name', 'generator_said',
            'default_device', 'check_precision', 'import_openvino', 'check_openvino', 'check_batch_size', 'check_device',
-           'apply_generator', 'NonFiniteOutputError', 'cpu_has_native_bf16', 'openvino_available', 'frozen_copy',
-           'openvino_cache_dir', 'openvino_cache_limit', 'OpenVINOGenerator', 'openvino_generator', 'choose_precision',
-           'generator_fingerprint']
+           'apply_generator', 'NonFiniteOutputError', 'check_generator_output', 'cpu_has_native_bf16',
+           'openvino_available', 'frozen_copy', 'openvino_cache_dir', 'openvino_cache_limit', 'OpenVINOGenerator',
+           'openvino_generator', 'choose_precision', 'generator_fingerprint']
 
 # %% ../nbs/18_runtime.ipynb #a58504e5
 def as_generator(
@@ -133,6 +133,15 @@ def apply_generator(
 
 class NonFiniteOutputError(ValueError):
     "A generator's output holds NaN or infinite values."
+
+def check_generator_output(
+    G:nn.Module,   # the generator, on `device`
+    device='cpu',
+    size:int=64,   # side of the probe tile
+):
+    "Run `G` once on a small tile of H&E colours: a generator whose output is not finite is refused (`NonFiniteOutputError`) before any work."
+    rgb = np.random.default_rng(0).integers(120, 240, (size, size, 3), dtype=np.uint8)
+    apply_generator(G, rgb_to_tensor(rgb)[None], device)
 
 
 

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import csv, math, os, time, warnings
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from fastprogress.fastprogress import progress_bar
 
 from .tiles import HER2_SCORES
 from .files import atomic_write, check_output, exclusive_lock, remove_stale_partials, remove_stale_lock
-from .runtime import as_generator, check_precision, check_batch_size, generator_fingerprint
+from .runtime import as_generator, check_precision, check_batch_size, generator_fingerprint, check_generator_output
 from .tiling import check_tiling
 from .wsi import open_slide, slide_thumbnail, tissue_mask, mask_box, check_quality, region_rgb, read_slide_key, check_slide_output
 from .inference import translate_slide, slide_key
@@ -23,16 +23,34 @@ from .her2 import score_ihc
 from .her2 import her2_map_path, write_her2_map
 
 # %% auto #0
-__all__ = ['SLIDE_SUFFIXES', 'REPORT_NAME', 'REPORT_FIELDS', 'KEYED_SETTINGS', 'list_slides', 'SlideScores', 'score_slide',
-           'write_slide_scores', 'worker_generator', 'worker_device', 'her2_files', 'translate_one', 'SlidesReport',
-           'local_cluster', 'translate_slides']
+__all__ = ['SLIDE_SUFFIXES', 'REPORT_NAME', 'REPORT_FIELDS', 'KEYED_SETTINGS', 'MAP_WRITTEN', 'list_slides', 'SlideScores',
+           'score_slide', 'write_slide_scores', 'worker_generator', 'worker_device', 'her2_files', 'translate_one',
+           'SlidesReport', 'local_cluster', 'translate_slides']
 
 # %% ../nbs/25_slides.ipynb #0812dd8a
 SLIDE_SUFFIXES = ('.svs', '.tif', '.tiff', '.ndpi', '.vms', '.vmu', '.scn', '.mrxs', '.svslide', '.bif', '.czi')  # whole-slide files OpenSlide opens
 REPORT_NAME = 'translate-slides.csv'   # the run report, in the output folder
 
+def _holds_slides(folder)->bool:
+    "Whether `folder` or a folder under it (hidden ones aside) holds a slide file."
+    for _, dirs, files in os.walk(folder):   # (links to folders are not followed: no loops)
+        dirs[:] = [d for d in dirs if not d.startswith('.')]
+        if any(os.path.splitext(f)[1].lower() in SLIDE_SUFFIXES and not f.startswith('.') for f in files): return True
+    return False
+
+def _few(xs:list, sep:str=', ')->str: return sep.join(xs[:5]) + (f" and {len(xs) - 5} more" if len(xs) > 5 else '')
+
+def _manifest_output(man, line:int, row:dict)->str:
+    "The `output` of a manifest row: a plain file name (written in the output folder), or '' for the default."
+    o = row.get('output') or ''
+    if o and (o != Path(o).name or '\\' in o or o == '..'):
+        name = PurePosixPath(o.replace('\\', '/')).name
+        raise ValueError(f"{man}, line {line} (slide {row['slide']}): output {o!r} is not a plain file name; outputs are written in the "
+                         "output folder itself, so give a name without folders" + (f" (such as {name!r})" if name not in ('', '.', '..') else ''))
+    return o
+
 def list_slides(
-    src,              # a folder of slides, a CSV manifest (column 'slide', optional 'output'), or a list of slide paths
+    src,              # a folder of slides (its own, not its subfolders'), a CSV manifest (column 'slide', optional 'output'), or a list of slide paths
     out_dir,          # the output folder
     suffix:str='.tif',  # of the outputs
 )->list:              # (slide, output) pairs of Paths, in the order given (a folder: sorted by name)
@@ -48,14 +66,25 @@ def list_slides(
                 why = ('a folder, not a slide file' if p.is_dir() else
                        'a symbolic link that leads nowhere (its target is missing, or the links loop)' if p.is_symlink() else 'not a regular file')
                 warnings.warn(f"{p}: skipped, {why}", stacklevel=2)
+        held = [d.name for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith('.') and d not in named
+                and not (folder/f"{d.name}.mrxs").is_file()               # (a MIRAX slide's data folder)
+                and d.resolve() != out_dir.resolve() and _holds_slides(d)]  # (the virtual slides of a run into a subfolder)
+        how = "list them in a CSV manifest (column 'slide', paths relative to the manifest) or pass each subfolder"
+        if not slides and held: raise FileNotFoundError(f"{folder}: no slide files here, but its subfolders {_few(held)} hold some "
+                                                        f"(subfolders are not searched); {how}")
         if not slides: raise FileNotFoundError(f"{folder}: no slide files here (looked for {', '.join(SLIDE_SUFFIXES)})")
+        if held: warnings.warn(f"{folder}: the slides in its subfolders {_few(held)} are not translated (only the folder's own slide "
+                               f"files are); to include them, {how}", stacklevel=2)
     elif isinstance(src, (str, os.PathLike)) and Path(src).suffix.lower() == '.csv':
         man = Path(src).expanduser()
         if not man.is_file(): raise FileNotFoundError(f"{man}: no such manifest")
-        with open(man, newline='') as f: rows = list(csv.DictReader(f))
+        try:   # ('utf-8-sig': Excel's "CSV UTF-8" begins with a byte-order mark)
+            with open(man, newline='', encoding='utf-8-sig') as f: reader = csv.DictReader(f); lines = [(reader.line_num, r) for r in reader]
+        except UnicodeDecodeError: raise ValueError(f"{man} is not UTF-8 text; save it as UTF-8 (in Excel: CSV UTF-8)") from None
+        rows = [r for _, r in lines]
         if not rows or 'slide' not in rows[0]: raise ValueError(f"{man}: a manifest needs a 'slide' column (and may have 'output'); found {list(rows[0]) if rows else 'no rows'}")
         slides = [(man.parent/Path(r['slide']).expanduser()) for r in rows]
-        names = {s: r['output'] for s, r in zip(slides, rows) if r.get('output')}
+        names = {s: o for s, (n, r) in zip(slides, lines) if (o := _manifest_output(man, n, r))}
     elif isinstance(src, (str, os.PathLike)):
         raise FileNotFoundError(f"{src}: neither a folder of slides nor a .csv manifest")
     else: slides = [Path(s).expanduser() for s in src]
@@ -175,6 +204,16 @@ def her2_files(out)->list:
     "The HER2 map and region CSV that go beside the virtual slide `out`."
     png = her2_map_path(out); return [png, png.with_suffix('.csv')]
 
+MAP_WRITTEN = 'its HER2 map was missing and is written now'   # the note of a skipped slide whose map this run wrote
+
+def _scored(row:dict, out, slide, her2:dict, note:str='')->dict:
+    "`row` with the HER2 summary of the virtual slide `out`, its map written beside it; a map that cannot be made is said in the error."
+    try:
+        s = score_slide(out, he=slide, **her2); write_slide_scores(s, out)
+        row = row | dict(width=s.size[0], height=s.size[1], her2_regions=s.summary['regions']) | {f'her2_{k}': round(s.summary[k], 4) for k in HER2_SCORES}
+    except Exception as e: note = f"HER2 map not written: {type(e).__name__}: {e}"   # (the virtual slide is written: a failed map is not a failed slide)
+    return row | dict(error='; '.join(filter(None, [row['error'], note])))
+
 def translate_one(
     generator,            # as for `worker_generator`
     slide, out,           # the slide and its virtual slide
@@ -183,17 +222,25 @@ def translate_one(
     threads:int=None,     # torch CPU threads in this process, and the slide's CPU threads (`translate_slide`); None: the cores
     overwrite:bool=False, # replace an `out` that another generator or other settings wrote (and its HER2 map)
 )->dict:                  # the slide's report line (`REPORT_FIELDS`)
-    "Translate and score one slide where this runs; a failure is reported in the line, not raised."
+    "Translate and score one slide where this runs (or only score it, when it is written and its map is not); a failure is reported in the line, not raised."
     t0 = time.perf_counter()
     row = dict.fromkeys(REPORT_FIELDS, '') | dict(slide=str(slide), output=str(out), status='failed', worker=_worker()[0])
     try:
         if threads: torch.set_num_threads(threads)
         settings = dict(settings or {})
         device = worker_device(settings.pop('device', None))
-        if Path(out).exists():   # (a slide retried after it was written; or, with `overwrite`, one written by another generator or settings)
-            if not overwrite or read_slide_key(out) == _key(worker_generator(generator, device), slide, settings):
-                return row | dict(status='skipped', error='already written')
-            for f in her2_files(out): f.unlink(missing_ok=True)   # the map of the slide being replaced is not this one's
+        remap = False
+        if Path(out).exists():   # (a slide retried after it was written; one written without its map; or, with `overwrite`, one another generator or settings wrote)
+            unmapped = her2 is not None and not all(f.exists() for f in her2_files(out))
+            current = (overwrite or unmapped) and read_slide_key(out) == _key(worker_generator(generator, device), slide, settings)
+            remap = current and unmapped   # (stopped between writing the slide and its map, or written by a run without maps)
+            if not remap and (current or not overwrite): return row | dict(status='skipped', error='already written')
+            if not remap:
+                for f in her2_files(out): f.unlink(missing_ok=True)   # the map of the slide being replaced is not this one's
+        if remap:
+            row = _scored(row | dict(status='skipped', error='already written'), out, slide, her2, MAP_WRITTEN)
+            row['seconds'] = round(time.perf_counter() - t0, 2)
+            return row
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always')
             r = translate_slide(worker_generator(generator, device), slide, out, device=device, progress=False, overwrite=overwrite,
@@ -205,12 +252,7 @@ def translate_one(
                     windows_translated=r.n_tissue, resumed_rows=r.resumed_rows, precision=r.precision,
                     setup_seconds=round(r.setup_seconds, 2),
                     error='; '.join(f"warning: {w.message}" for w in caught))
-        if her2 is not None:
-            try:
-                s = score_slide(out, he=slide, **her2); write_slide_scores(s, out)
-                row |= {'her2_regions': s.summary['regions']} | {f'her2_{k}': round(s.summary[k], 4) for k in HER2_SCORES}
-            except Exception as e:      # the virtual slide is written: a failed map is reported, not a failed slide
-                row['error'] = '; '.join(filter(None, [row['error'], f"HER2 map not written: {type(e).__name__}: {e}"]))
+        if her2 is not None: row = _scored(row, out, slide, her2)
     except Exception as e: row['error'] = f"{type(e).__name__}: {e}"
     row['seconds'] = round(time.perf_counter() - t0, 2)
     return row
@@ -277,6 +319,7 @@ def translate_slides(
         if not g.is_file(): raise FileNotFoundError(f"{g}: no generator file (export one with `StainLearner.export_generator`)")
         generator = str(g.resolve())
     G = as_generator(generator, 'cpu') if not isinstance(generator, nn.Module) else generator   # a broken or hostile file is refused once, here
+    check_generator_output(G, next((q.device for q in G.parameters()), 'cpu'))   # and so is one whose output is not finite
     out_dir = Path(out_dir).expanduser(); check_output(out_dir, 'folder', 'output folder')
     pairs = list_slides(slides, out_dir, suffix)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -285,29 +328,44 @@ def translate_slides(
         return _translate_slides(generator, G, pairs, report, t0, scheduler, n_workers, threads_per_worker, her2, her2_region,
                                  progress, overwrite, slide_kw)
 
+def _hashes(a, b)->str:
+    "Two `slide_hash`es, short: 'quickhash-1 0a6b58b62a0c… then, 56d34e524c9a… now'."
+    (ka, _, ha), (kb, _, hb) = str(a).partition(':'), str(b).partition(':')
+    return f"{ka} {ha[:12]}… then, {'' if kb == ka else kb + ' '}{hb[:12]}… now"
+
 def _stale(have, want)->str:
     "What differs between the record of an existing virtual slide and what this run would write."
     if have is None: return "no he2ihc record of what made it"
+    if 'mtime_ns' in have: return "written by an earlier he2ihc, which recorded the slide's path and time rather than its content"
     diff = [k for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
-    said = ["another generator" if k == 'generator' else "another version of the slide file" if k in ('slide', 'bytes', 'mtime_ns')
+    said = ["another generator" if k == 'generator' else
+            f"another version of the slide ({_hashes(have.get('slide'), want.get('slide'))})" if 'slide' in diff and k in ('slide', 'bytes') else
+            f"another version of the slide ({have.get('bytes')} bytes then, {want.get('bytes')} now)" if k == 'bytes'
             else f"{k} {have.get(k)!r}" for k in diff]
     return "written with " + ', '.join(dict.fromkeys(said))
 
+_NOTES = ('already written', MAP_WRITTEN, 'HER2 map not written')   # what a run did, not what holds of the slide
+
+def _carried(old:dict, new:dict)->dict:
+    "An earlier run's report line of a slide this run did not translate again: its facts, `new`'s fields over them, its notes of what it did left out."
+    facts = [p for p in old.get('error', '').split('; ') if p and not p.startswith(_NOTES)]
+    return old | new | dict(error='; '.join(facts + list(filter(None, [new.get('error', '')]))))
+
 def _translate_slides(generator, G, pairs, report, t0, scheduler, n_workers, threads_per_worker, her2, her2_region, progress, overwrite, slide_kw):
-    old = _read_report(report)
-    rows, stale, maps = {}, [], []
+    old = {o: r for o, r in _read_report(report).items() if r.get('status') in ('written', 'skipped')}   # (lines of slides written)
+    rows, stale, maps, remap = {}, [], [], set()
     fp = generator_fingerprint(G) if any(o.exists() for _, o in pairs) else None   # (hashed once for all the slides it keys)
     for s, o in pairs:
         if o.exists():
             have, want = read_slide_key(o), _key(G, s, slide_kw, fp) if s.exists() else None
-            if want is not None and have == want:
-                rows[str(o)] = old.get(str(o), dict.fromkeys(REPORT_FIELDS, '') | dict(slide=str(s), output=str(o))) | dict(status='skipped')
+            if want is not None and have == want and her2 and not all(f.exists() for f in her2_files(o)): remap.add(str(o))   # (scored below)
+            elif want is not None and have == want:
+                rows[str(o)] = _carried(old.get(str(o), dict.fromkeys(REPORT_FIELDS, '') | dict(output=str(o))), dict(slide=str(s), status='skipped'))
             else: stale.append((o, _stale(have, want) if want is not None else "its slide is missing"))
         elif her2: maps += [f for f in her2_files(o) if f.exists()]
     if (stale or maps) and not overwrite:
-        few = lambda xs: '; '.join(xs[:5]) + (f" and {len(xs) - 5} more" if len(xs) > 5 else '')
-        said = ([f"{len(stale)} virtual slide{'s' if len(stale) > 1 else ''} that this run would not write as {'they are' if len(stale) > 1 else 'it is'}: " + few([f"{o.name} ({why})" for o, why in stale])]
-                if stale else []) + ([f"HER2 maps of slides not written yet: {few([f.name for f in maps])}"] if maps else [])
+        said = ([f"{len(stale)} virtual slide{'s' if len(stale) > 1 else ''} that this run would not write as {'they are' if len(stale) > 1 else 'it is'}: " + _few([f"{o.name} ({why})" for o, why in stale], '; ')]
+                if stale else []) + ([f"HER2 maps of slides not written yet: {_few([f.name for f in maps])}"] if maps else [])
         raise FileExistsError(f"{report.parent} holds {' and '.join(said)}; pass overwrite=True (--overwrite) to translate those slides "
                               "again and replace them, or choose another output folder")
     todo = [(s, o) for s, o in pairs if str(o) not in rows]
@@ -316,6 +374,8 @@ def _translate_slides(generator, G, pairs, report, t0, scheduler, n_workers, thr
     it = iter(bar) if bar is not None else None
     ordered = lambda: [rows[str(o)] for s, o in pairs if str(o) in rows]
     def done(row):
+        if row['output'] in remap and row['output'] in old and row['status'] == 'skipped':   # its map written: the line of the run that wrote it, with the map's
+            row = _carried(old[row['output']], {k: row[k] for k in ('slide', 'status', 'error', 'her2_regions') + tuple(f'her2_{k}' for k in HER2_SCORES)})
         rows[row['output']] = row; _write_report(report, ordered())
         if it is not None: next(it, None); bar.comment = f"{Path(row['slide']).name}: {row['status']}"
     if todo and n_workers == 0:

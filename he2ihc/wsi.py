@@ -14,10 +14,11 @@ from .choices import check_threads
 from .files import atomic_write, partial_path
 
 # %% auto #0
-__all__ = ['SLIDE_OUTPUT_SUFFIXES', 'SLIDE_KEY_TAG', 'RESUME_FORMAT', 'SlideReadError', 'open_slide', 'check_level', 'slide_mpp',
-           'saturation', 'tissue_mask', 'slide_thumbnail', 'region_rgb', 'mask_box', 'pyramid_shapes', 'check_quality',
-           'tiff_ascii', 'write_pyramidal_tiff', 'soft_tissue_mask', 'soft_box', 'composite_on_glass',
-           'check_slide_output', 'read_slide_key', 'resume_folder', 'BandSpool']
+__all__ = ['GLASS_TOL', 'GLASS_HALO', 'GLASS_RAMP', 'GLASS_REACH', 'GLASS_SPECK', 'SLIDE_OUTPUT_SUFFIXES', 'SLIDE_KEY_TAG',
+           'RESUME_FORMAT', 'SlideReadError', 'open_slide', 'check_level', 'slide_mpp', 'saturation', 'tissue_mask',
+           'slide_thumbnail', 'region_rgb', 'mask_box', 'pyramid_shapes', 'check_quality', 'tiff_ascii',
+           'write_pyramidal_tiff', 'soft_tissue_mask', 'soft_box', 'composite_on_glass', 'glass_colour', 'tissue_reach',
+           'glass_keep', 'check_slide_output', 'read_slide_key', 'resume_folder', 'BandSpool']
 
 # %% ../nbs/20_wsi.ipynb #a29b4adc
 class SlideReadError(OSError):
@@ -290,12 +291,17 @@ def composite_on_glass(
     y0:int=0,            # the band's first row in the level
     rows:int=32,         # rows composited at a time (16 bytes per pixel of them)
     x0:int=0,            # the band's first column in the level (a window rather than a full-width band)
+    he=None,             # read(x, y, w, h) -> uint8 H&E pixels of the level, white outside it: pixels that are not glass, and those near them, keep the translation (`glass_keep`); None: the mask alone
+    reach:np.ndarray=None,   # with `he`: where on the thumbnail a pixel may keep the translation by its own colour (`tissue_reach`); None: everywhere
+    colour=(255, 255, 255),  # with `he`: the colour of the slide's glass (`glass_colour`)
+    cols:int=512,        # with `he`: columns composited at a time (about 24 bytes per pixel of them, and the H&E around them)
 )->np.ndarray:           # `band`, composited in place
-    "Lay a translated band over white glass: `a * band + (1 - a) * 255`, `a` the soft mask bilinearly upsampled to its pixels."
+    "Lay a translated band over white glass: `a * band + (1 - a) * 255`, `a` the soft mask bilinearly upsampled to its pixels (or, with `he`, the larger of it and the pixel's own `glass_keep`)."
     h, W = band.shape[:2]
     i0, i1, fy = _lerp_taps(h, ds, soft.shape[0], y0)
     by_row = soft[i0] + fy[:, None] * (soft[i1] - soft[i0])   # along y: (h, thumbnail width); (a + f (b - a): exactly 1 between two 1s)
     j0, j1, fx = _lerp_taps(W, ds, soft.shape[1], x0)
+    if he is not None: return _composite_by_pixel(band, by_row, j0, j1, fx, y0, x0, he, reach, i0, i1, fy, colour, cols)
     for r in range(0, h, rows):
         s, part = by_row[r:r + rows], band[r:r + rows]
         one, zero = (s == 1).all(0), ~s.any(0)                # mask columns of tissue, and of glass, throughout these rows
@@ -306,6 +312,72 @@ def composite_on_glass(
         a = (s[:, j0[cols]] + fx[cols] * (s[:, j1[cols]] - s[:, j0[cols]]))[..., None]
         part[:, cols] = np.rint(255 - a * (255 - part[:, cols].astype(np.float32)))
     return band
+
+def _composite_by_pixel(band, by_row, j0, j1, fx, y0, x0, he, reach, i0, i1, fy, colour, cols):
+    "`composite_on_glass` with the H&E, a chunk of columns at a time: `a` = max(mask's weight, reach x `glass_keep`)."
+    h, W = band.shape[:2]
+    by_reach = None if reach is None else reach[i0] + fy[:, None] * (reach[i1] - reach[i0])
+    m = GLASS_HALO + GLASS_RAMP + 1       # (H&E read around what is kept: the keep of a pixel does not depend on where chunks and bands fall)
+    lerp = lambda s, q0, q1, f: s[:, q0] + f * (s[:, q1] - s[:, q0])
+    for c in range(0, W, cols):
+        q0, q1, f = j0[c:c + cols], j1[c:c + cols], fx[c:c + cols]
+        a = lerp(by_row, q0, q1, f)
+        if (a == 1).all(): continue      # (tissue throughout: the translation as it is)
+        ra = np.ones_like(a) if by_reach is None else lerp(by_reach, q0, q1, f)
+        want = (ra > 0) & (a < 1)        # (where the H&E may raise the weight; read only its bounding box)
+        if want.any():
+            rs, cs = np.flatnonzero(want.any(1)), np.flatnonzero(want.any(0))
+            r0, r1, c0, c1 = rs[0], rs[-1] + 1, cs[0], cs[-1] + 1
+            k = glass_keep(he(x0 + c + c0 - m, y0 + r0 - m, c1 - c0 + 2 * m, r1 - r0 + 2 * m), colour)[m:m + r1 - r0, m:m + c1 - c0]
+            sub = a[r0:r1, c0:c1]; np.maximum(sub, ra[r0:r1, c0:c1] * k, out=sub)
+        part, todo = band[:, c:c + a.shape[1]], np.flatnonzero(~(a == 1).all(0))   # (columns of tissue throughout keep the translation)
+        part[:, todo] = np.rint(255 - a[:, todo, None] * (255 - part[:, todo].astype(np.float32)))
+    return band
+
+# %% ../nbs/20_wsi.ipynb #1cd55254
+GLASS_TOL = 10        # grey levels: a pixel darker than the glass by more than this (3 x 3 mean of its darkest channel's shortfall) is not glass
+GLASS_HALO = 12       # px of the level: pixels this near one that is not glass keep the translation, ...
+GLASS_RAMP = 4        # ... fully within about GLASS_HALO - GLASS_RAMP, not at all beyond about GLASS_HALO + GLASS_RAMP
+GLASS_REACH = 64      # px of the level: how far from the thumbnail's tissue a pixel may keep the translation by its own colour
+GLASS_SPECK = 32      # px: a piece of the mask smaller than this squared (dust, a stray cell) reaches only its halo
+
+def glass_colour(
+    thumb:np.ndarray,      # uint8 (h, w, 3) thumbnail of a slide
+    mask:np.ndarray,       # its tissue mask (`tissue_mask`)
+)->np.ndarray:             # uint8 (3,) RGB
+    "The colour of a slide's glass: the median of the thumbnail's pixels at least three mask pixels from the tissue (white when there are none)."
+    from scipy.ndimage import maximum_filter
+    g = thumb[~maximum_filter(mask, 5)]
+    return np.median(g, 0).round().astype(np.uint8) if len(g) else np.full(3, 255, np.uint8)
+
+def tissue_reach(
+    mask:np.ndarray,       # boolean tissue mask of a thumbnail (`tissue_mask`)
+    ds:float,              # the thumbnail's downsample
+    reach:int=GLASS_REACH, speck:int=GLASS_SPECK,   # px of the level
+)->np.ndarray:             # float32 soft mask (`soft_tissue_mask`) of where a pixel may keep the translation by its own colour
+    "Where on a thumbnail pale tissue may lie: within `reach` of the mask's tissue, and within a halo of its specks."
+    from scipy.ndimage import label, maximum_filter
+    lab, _ = label(mask)
+    big = (np.bincount(lab.ravel()) * ds * ds >= speck * speck)[lab] & mask
+    k, k_speck = math.ceil(reach / ds), math.ceil((GLASS_HALO + GLASS_RAMP) / ds) + 1
+    return soft_tissue_mask(maximum_filter(big, 2 * k + 1) | maximum_filter(mask, 2 * k_speck + 1))
+
+def glass_keep(
+    rgb:np.ndarray,        # uint8 (h, w, 3) H&E pixels
+    colour=(255, 255, 255),   # the glass's colour (`glass_colour`), RGB
+    tol:int=GLASS_TOL, halo:int=GLASS_HALO, ramp:int=GLASS_RAMP,
+)->np.ndarray:             # float32 (h, w) in [0, 1], in steps of 1/255 (within `halo + ramp + 1` of the edges, as if outside were glass)
+    "How much of its translation each pixel keeps by its own H&E: 1 within about `halo - ramp` px of a pixel that is not glass, 0 beyond about `halo + ramp`."
+    from scipy.ndimage import uniform_filter, maximum_filter
+    x = rgb.astype(np.int16)
+    short = np.maximum(np.maximum(colour[0] - x[..., 0], colour[1] - x[..., 1]), colour[2] - x[..., 2])   # how much darker than the glass, in its darkest channel
+    tissue = uniform_filter(short, 3, mode='nearest') > tol        # (means of integers, truncated: exact, wherever the array starts)
+    near = maximum_filter(tissue, halo // 2 * 2 + 1)                 # a square of half the halo, then as many cross steps: an octagon
+    for _ in range(halo - halo // 2):
+        grow = near.copy(); grow[1:] |= near[:-1]; grow[:-1] |= near[1:]; grow[:, 1:] |= near[:, :-1]; grow[:, :-1] |= near[:, 1:]
+        near = grow
+    return uniform_filter(near.view(np.uint8) * np.uint8(255), 2 * ramp + 1).astype(np.float32) / 255
+
 
 # %% ../nbs/20_wsi.ipynb #7bfe5549
 SLIDE_OUTPUT_SUFFIXES = ('.tif', '.tiff')   # names a virtual slide may have (any case)
