@@ -20,11 +20,11 @@ from .runtime import as_generator, generator_name, generator_fingerprint, check_
 from .tiling import check_tiling, window_starts, pad_window, blended_bands, translate_array_tiled, Progress, spread_windows
 from .wsi import (SlideReadError, open_slide, check_level, slide_mpp, slide_thumbnail, tissue_mask, region_rgb,
                         soft_tissue_mask, soft_box, composite_on_glass, check_quality, write_pyramidal_tiff, check_slide_output,
-                        SLIDE_KEY_TAG, BandSpool, glass_colour, tissue_reach, resume_folder, pyramid_shapes)
+                        SLIDE_KEY_TAG, BandSpool, glass_colour, tissue_reach, resume_folder, pyramid_shapes, slide_hash)
 
 # %% auto #0
 __all__ = ['AUTO_TILE_PIXELS', 'TRANSLATIONS_RECORD', 'OUTPUT_FORMATS', 'translate', 'FolderResult', 'translate_folder',
-           'auto_windows', 'slide_hash', 'slide_key', 'SlideResult', 'slide_space', 'translate_slide']
+           'auto_windows', 'slide_key', 'SlideResult', 'slide_space', 'translate_slide']
 
 # %% ../nbs/21_inference.ipynb #1be0d2b4
 def _to_rgb_list(image)->tuple:
@@ -237,25 +237,6 @@ def auto_windows(
         pool = [p for p in tissue if cover[p] >= AUTO_MIN_TISSUE]
         if len(pool) < k: pool = [p for p in tissue if cover[p] >= sorted(cover.values())[-k]]
     return spread_windows(pool, k)
-
-_HASHED = {}   # (path, size, mtime, inode) -> SHA-256 of a slide file without a quickhash, hashed once per process
-
-def slide_hash(
-    slide,      # a slide file (or any file: one OpenSlide cannot read is hashed byte by byte)
-)->str:         # 'quickhash-1:<hex>' or 'sha256:<hex>'
-    "What a slide holds, whatever its path or time: OpenSlide's `openslide.quickhash-1` (its lowest level and properties) where the format gives one, else the SHA-256 of the file's bytes."
-    slide = Path(slide).expanduser()
-    try:
-        s = open_slide(slide)
-        try: q = s.properties.get('openslide.quickhash-1')
-        finally: s.close()
-        if q: return f"quickhash-1:{q}"
-    except SlideReadError: pass
-    st = os.stat(slide)
-    k = (str(slide.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
-    if k not in _HASHED:
-        with open(slide, 'rb') as f: _HASHED[k] = hashlib.file_digest(f, 'sha256').hexdigest()   # (streamed)
-    return f"sha256:{_HASHED[k]}"
 
 def slide_key(
     G,                        # the generator: a module, or a file `as_generator` reads (its weights count, not the file)

@@ -340,7 +340,8 @@ def _stale(have, want)->str:
     diff = [k for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
     said = ["another generator" if k == 'generator' else
             f"another version of the slide ({_hashes(have.get('slide'), want.get('slide'))})" if 'slide' in diff and k in ('slide', 'bytes') else
-            f"another version of the slide ({have.get('bytes')} bytes then, {want.get('bytes')} now)" if k == 'bytes'
+            f"another version of the slide ({have.get('bytes')} bytes then, {want.get('bytes')} now)" if k == 'bytes' else
+            "glass decided by the tissue mask alone (an earlier he2ihc, which whitened pale tissue)" if k == 'background' and have.get(k) == 'soft-mask-1'
             else f"{k} {have.get(k)!r}" for k in diff]
     return "written with " + ', '.join(dict.fromkeys(said))
 

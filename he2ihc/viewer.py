@@ -15,7 +15,7 @@ from PIL import Image
 
 import he2ihc
 from .her2 import her2_map_path, read_her2_map
-from .wsi import open_slide, slide_mpp
+from .wsi import open_slide, slide_mpp, read_slide_key, slide_hash
 
 # %% auto #0
 __all__ = ['PANES', 'HER2_COLOURS', 'STATIC', 'LOOPBACK', 'VIEWER_CSS', 'VIEWER_JS', 'CHROMIUM', 'CHROMEDRIVER', 'ViewedSlide',
@@ -67,6 +67,11 @@ def open_viewed_slides(
     elif not (he.mpp and vi.mpp):
         has, lacks = (he, vi) if he.mpp else (vi, he)
         notes.append(f"{lacks.path}: no microns per pixel in the file; the scale bar uses {has.path.name}'s ({_um(has.mpp)})")
+    made_from = (read_slide_key(vi.path) or {}).get('slide')   # (the record of what made a virtual slide: `he2ihc.inference.slide_key`)
+    if isinstance(made_from, str) and made_from.startswith(('quickhash-1:', 'sha256:')) and made_from != slide_hash(he.path):
+        notes.append(f"{vi.path.name} was translated from another slide than {he.path.name} (its record names other contents, "
+                     f"{made_from.split(':')[0]} {made_from.split(':')[1][:12]}...): the panes may not show the same tissue; "
+                     "open it beside the H&E slide it was made from")
     if 'real' in slides:
         re_ = slides['real']
         by = 'microns' if re_.mpp and (he.mpp or vi.mpp) else 'pixels'

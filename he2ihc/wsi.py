@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_wsi.ipynb #44bf80a0
 from __future__ import annotations
-import json, math, queue, shutil, threading, warnings
+import hashlib, json, math, os, queue, shutil, threading, warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ __all__ = ['GLASS_TOL', 'GLASS_HALO', 'GLASS_RAMP', 'GLASS_REACH', 'GLASS_SPECK'
            'RESUME_FORMAT', 'SlideReadError', 'open_slide', 'check_level', 'slide_mpp', 'saturation', 'tissue_mask',
            'slide_thumbnail', 'region_rgb', 'mask_box', 'pyramid_shapes', 'check_quality', 'tiff_ascii',
            'write_pyramidal_tiff', 'soft_tissue_mask', 'soft_box', 'composite_on_glass', 'glass_colour', 'tissue_reach',
-           'glass_keep', 'check_slide_output', 'read_slide_key', 'resume_folder', 'BandSpool']
+           'glass_keep', 'check_slide_output', 'slide_hash', 'read_slide_key', 'resume_folder', 'BandSpool']
 
 # %% ../nbs/20_wsi.ipynb #a29b4adc
 class SlideReadError(OSError):
@@ -391,6 +391,25 @@ def check_slide_output(
     if p.suffix.lower() not in SLIDE_OUTPUT_SUFFIXES:
         raise ValueError(f"{path}: a virtual slide is written as a pyramidal TIFF; name it {p.with_suffix('.tif').name}")
     return p
+
+_HASHED = {}   # (path, size, mtime, inode) -> SHA-256 of a slide file without a quickhash, hashed once per process
+
+def slide_hash(
+    slide,      # a slide file (or any file: one OpenSlide cannot read is hashed byte by byte)
+)->str:         # 'quickhash-1:<hex>' or 'sha256:<hex>'
+    "What a slide holds, whatever its path or time: OpenSlide's `openslide.quickhash-1` (its lowest level and properties) where the format gives one, else the SHA-256 of the file's bytes."
+    slide = Path(slide).expanduser()
+    try:
+        s = open_slide(slide)
+        try: q = s.properties.get('openslide.quickhash-1')
+        finally: s.close()
+        if q: return f"quickhash-1:{q}"
+    except SlideReadError: pass
+    st = os.stat(slide)
+    k = (str(slide.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    if k not in _HASHED:
+        with open(slide, 'rb') as f: _HASHED[k] = hashlib.file_digest(f, 'sha256').hexdigest()   # (streamed)
+    return f"sha256:{_HASHED[k]}"
 
 def read_slide_key(
     path,          # a virtual slide `translate_slide` wrote, or any other file
