@@ -16,8 +16,8 @@ from .presets import Preset, build_generator
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'CHECKPOINT_FORMAT', 'GENERATOR_FORMAT', 'FILE_FIELDS', 'ARCH_FIELDS', 'OPTIONAL_ARCH_FIELDS',
-           'read_he2ihc_file', 'CheckpointError', 'atomic_torch_save', 'load_state_checked', 'build_file_generator',
-           'load_generator', 'generator_arch', 'save_generator']
+           'kind_name', 'read_he2ihc_file', 'CheckpointError', 'atomic_torch_save', 'load_state_checked',
+           'build_file_generator', 'load_generator', 'generator_arch', 'save_generator']
 
 # %% ../nbs/10_checkpoints.ipynb #f0ee3b8a
 FORMAT_VERSION = 1
@@ -33,15 +33,20 @@ _KIND_NAMES = {'checkpoint': 'he2ihc training checkpoint', 'generator': 'exporte
 _KIND_HINTS = {'generator': "it cannot resume training: --resume needs the run's checkpoint.pt",
                'checkpoint': "its generator is under 'nets'/'G': `as_generator` and every command that takes a generator read it"}
 
+def kind_name(kind:str)->str:
+    "What a kind of he2ihc file ('generator', 'checkpoint') is called in messages."
+    return _KIND_NAMES[kind]
+
 def read_he2ihc_file(
     path,                              # a file written by `StainLearner.save_checkpoint` or `export_generator`
     kinds=('generator', 'checkpoint'), # the kinds of file the caller accepts
+    obj=None,                          # the file's contents, where the caller has read them already (weights-only)
 )->dict:                               # the file's contents, checked
     "Read an he2ihc checkpoint or exported generator, failing in one line on anything missing, unknown or too new."
     path, kinds = Path(path).expanduser(), tuple(kinds)
     what = ' or '.join(_KIND_NAMES[k] for k in kinds)
-    if not path.exists(): raise FileNotFoundError(f"no {'checkpoint' if kinds == ('checkpoint',) else 'generator file'} at {path}")
-    ck = read_torch_file(path, what)
+    if obj is None and not path.exists(): raise FileNotFoundError(f"no {'checkpoint' if kinds == ('checkpoint',) else 'generator file'} at {path}")
+    ck = read_torch_file(path, what) if obj is None else obj
     fmt = ck.get('format') if isinstance(ck, dict) else None
     m = re.fullmatch(r'he2ihc-(checkpoint|generator)-(\d+)', fmt) if isinstance(fmt, str) else None
     if m is None: raise CheckpointError(f"{path}: not an {what} (it has no he2ihc format mark: a plain state dict, or another program's file?)")
@@ -111,12 +116,16 @@ def build_file_generator(
 def load_generator(
     path,                 # a file written by `StainLearner.export_generator`
     device=None,          # where to put it (default: CPU)
+    obj=None,             # the file's contents, where the caller has read them already
 )->nn.Module:             # the generator, in eval mode
     "Rebuild an exported generator for inference."
     path = Path(path)
-    ck = read_he2ihc_file(path, ('generator',))
+    ck = read_he2ihc_file(path, ('generator',), obj)
     G = build_file_generator(ck['arch'], path, ck['method'])
     load_state_checked(G, ck['state'], 'generator', path)
+    if isinstance(prov := ck.get('provenance'), dict):   # (an imported generator: where it came from, `he2ihc.published.import_generator`)
+        G.he2ihc_provenance = prov
+        if isinstance(prov.get('mpp'), (int, float)) and prov['mpp'] > 0: G.he2ihc_mpp = float(prov['mpp'])   # the scale it was trained at
     return G.to(device or 'cpu').eval()
 
 def generator_arch(p:Preset)->dict:
@@ -124,11 +133,14 @@ def generator_arch(p:Preset)->dict:
     return {k: getattr(p, k) for k in ARCH_FIELDS + OPTIONAL_ARCH_FIELDS}
 
 def save_generator(
-    G:nn.Module,   # the generator of preset `p`
-    p:Preset,      # its method's settings
-    path,          # file to write
+    G:nn.Module,           # the generator of preset `p`
+    p:Preset,              # its method's settings
+    path,                  # file to write
+    provenance:dict=None,  # where the weights came from, for a generator made elsewhere (plain values: source, its SHA-256, family, trained_on, mpp)
 )->Path:
     "Write `G` alone (weights and architecture settings) for inference, atomically."
-    atomic_torch_save(dict(format=GENERATOR_FORMAT, he2ihc_version=__version__, method=p.name, arch=generator_arch(p), state=G.state_dict()), path)
+    extra = {'provenance': dict(provenance)} if provenance else {}
+    atomic_torch_save(dict(format=GENERATOR_FORMAT, he2ihc_version=__version__, method=p.name, arch=generator_arch(p), state=G.state_dict(),
+                           **extra), path)
     return Path(path)
 
