@@ -108,7 +108,7 @@ def published_generator(
                        hint=f"read as {FAMILIES[found['family']][0]}, ngf {found['ngf']}, {found['n_blocks']} blocks")
     return G
 
-# %% ../nbs/11_published.ipynb #37a1b4e3
+# %% ../nbs/11_published.ipynb #2b711780
 PRESET_OF = {'asp': 'asp', 'cut': 'cut', 'pix2pix_resnet': 'pyramidp2p', 'cyclegan': 'cyclegan'}   # the he2ihc method each family is
 
 def file_sha256(path)->str:
