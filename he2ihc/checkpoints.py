@@ -123,6 +123,7 @@ def load_generator(
     ck = read_he2ihc_file(path, ('generator',), obj)
     G = build_file_generator(ck['arch'], path, ck['method'])
     load_state_checked(G, ck['state'], 'generator', path)
+    G.he2ihc_method = ck['method']   # (the method it was trained as, which `he2ihc.runtime.check_method` checks)
     if isinstance(prov := ck.get('provenance'), dict):   # (an imported generator: where it came from, `he2ihc.published.import_generator`)
         G.he2ihc_provenance = prov
         if isinstance(prov.get('mpp'), (int, float)) and prov['mpp'] > 0: G.he2ihc_mpp = float(prov['mpp'])   # the scale it was trained at

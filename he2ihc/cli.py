@@ -123,6 +123,7 @@ def _build_multimag(a):
     return 0
 
 def _evaluate(a):
+    _check_method(a)
     from he2ihc.evaluation import evaluate_folders, evaluate_generator, format_table
     check_output(a.out, 'folder', '--out folder')
     if (Path(a.out)/'summary.csv').exists() and not a.overwrite:
@@ -166,6 +167,7 @@ def _score(a):
     return 1 if s.failed else 0
 
 def _translate(a):
+    _check_method(a)
     from he2ihc.inference import translate_folder
     _check_device(a.device)
     r = translate_folder(a.generator, a.src, a.dst, ext=a.ext, overwrite=a.overwrite, batch_size=a.batch_size,
@@ -178,6 +180,7 @@ def _translate(a):
     return 1 if r.failed else 0
 
 def _translate_slide(a):
+    _check_method(a)
     from he2ihc.inference import translate_slide
     _check_device(a.device)
     from he2ihc.slides import her2_files
@@ -201,6 +204,7 @@ def _translate_slide(a):
     return 0
 
 def _translate_slides(a):
+    _check_method(a)
     _check_device(a.device)
     from he2ihc.slides import translate_slides, MAP_WRITTEN    # (Dask's imports only when it runs)
     r = translate_slides(a.generator, a.slides, a.out_dir, scheduler=a.scheduler, n_workers=a.workers, threads_per_worker=a.threads,
@@ -340,6 +344,16 @@ def _reproduce(a):
         if not getattr(e, 'said', False): raise   # (stopped outside a method's training: `main` says it, and what is left)
         return 143 if isinstance(e, Terminated) else 130   # (reproduce has said where the run stands and how to continue it)
     return 0
+
+def _method_checked(p):
+    p.add_argument('--method', default=None, metavar='NAME', help="what the generator is, checked before any work: a method "
+                   "(asp, pyramidp2p, ...) or a published family (asp, cut, pix2pix_resnet, cyclegan); not needed to read it")
+
+def _check_method(a):
+    "With --method: refuse a generator that is not what the user named (it is read once more for this)."
+    if getattr(a, 'method', None) and getattr(a, 'generator', None) is not None:
+        from he2ihc.runtime import as_generator, check_method
+        check_method(as_generator(a.generator), a.method)
 
 def _quiet(p):
     p.add_argument('-q', '--quiet', action='store_true', help="no progress bars (there are none when output is not a terminal)")
@@ -498,6 +512,7 @@ def build_parser()->argparse.ArgumentParser:
                                    "or a dataset DATA whose held-out tiles --generator translates first.")
     e.add_argument('paths', nargs='+', type=Path, metavar='PATH', help="FAKE REAL (two folders), or DATA with --generator")
     e.add_argument('--generator', type=Path, default=None, help=_GENERATOR_HELP + " to translate DATA's test (else val) tiles")
+    _method_checked(e)
     e.add_argument('--out', type=Path, default=Path('evaluation'), help="folder for per_image.csv, summary.csv, summary.md (default ./evaluation)")
     e.add_argument('--overwrite', action='store_true', help="replace an earlier evaluation in --out")
     e.add_argument('--title', default=None, help="method name in the table (default: the generator's or the folder's name)")
@@ -517,6 +532,7 @@ def build_parser()->argparse.ArgumentParser:
     tr.add_argument('dst', type=Path, help="output folder (made if missing)")
     tr.add_argument('--generator', type=Path, required=True,
                     help=_GENERATOR_HELP)
+    _method_checked(tr)
     tr.add_argument('--ext', choices=('.png', '.tif', '.jpg'), default='.png', help="output format (default .png, lossless)")
     tr.add_argument('--overwrite', action='store_true', help="translate again images whose output exists")
     tr.add_argument('--batch-size', type=_int_in(1), default=8, help="images per pass (default 8)")
@@ -538,6 +554,7 @@ def build_parser()->argparse.ArgumentParser:
     ts.add_argument('out', type=Path, help="output pyramidal TIFF (.tif)")
     ts.add_argument('--generator', type=Path, required=True,
                     help=_GENERATOR_HELP)
+    _method_checked(ts)
     _slide_options(ts)
     ts.add_argument('--overwrite', action='store_true', help="replace OUT if it exists (and OUT.her2.png, OUT.her2.csv)")
     _device(ts)
@@ -560,6 +577,7 @@ def build_parser()->argparse.ArgumentParser:
                                                "(column 'slide', optional 'output': a file name in OUT_DIR)")
     tss.add_argument('out_dir', type=Path, help="output folder")
     tss.add_argument('--generator', type=Path, required=True, help=_GENERATOR_HELP + "; every worker must see it at this path")
+    _method_checked(tss)
     tss.add_argument('--scheduler', default=None, help="address of a running Dask scheduler, e.g. tcp://node01:8786 (default: a local cluster)")
     tss.add_argument('--workers', type=_int_in(0), default=None,
                      help="local cluster: worker processes (default: one per GPU, else one per 8 CPU cores); 0: this process, no Dask")

@@ -16,15 +16,16 @@ from .models import pad_to_multiple
 from .presets import build_generator, Preset
 from .checkpoints import load_generator, load_state_checked, read_he2ihc_file, build_file_generator, kind_name, CheckpointError
 from .files import read_torch_file
-from .published import published_generator, is_state_dict, file_sha256
+from .published import published_generator, is_state_dict, file_sha256, PRESET_OF
 from .choices import INFERENCE_PRECISIONS
 
 # %% auto #0
-__all__ = ['AUTO_MIN_PSNR', 'AUTO_WINDOWS', 'AUTO_MIN_TISSUE', 'as_generator', 'test_mode', 'generator_name', 'generator_said',
-           'default_device', 'generator_multiple', 'check_precision', 'import_openvino', 'check_openvino',
-           'check_batch_size', 'check_device', 'apply_generator', 'NonFiniteOutputError', 'check_generator_output',
-           'cpu_has_native_bf16', 'openvino_available', 'frozen_copy', 'openvino_cache_dir', 'openvino_cache_limit',
-           'OpenVINOGenerator', 'openvino_generator', 'choose_precision', 'generator_fingerprint']
+__all__ = ['AUTO_MIN_PSNR', 'AUTO_WINDOWS', 'AUTO_MIN_TISSUE', 'as_generator', 'generator_methods', 'check_method', 'test_mode',
+           'generator_name', 'generator_said', 'default_device', 'generator_multiple', 'check_precision',
+           'import_openvino', 'check_openvino', 'check_batch_size', 'check_device', 'apply_generator',
+           'NonFiniteOutputError', 'check_generator_output', 'cpu_has_native_bf16', 'openvino_available', 'frozen_copy',
+           'openvino_cache_dir', 'openvino_cache_limit', 'OpenVINOGenerator', 'openvino_generator', 'choose_precision',
+           'generator_fingerprint']
 
 # %% ../nbs/19_runtime.ipynb #a58504e5
 def as_generator(
@@ -44,8 +45,24 @@ def as_generator(
         if 'G' not in ck['nets']: raise CheckpointError(f"{path}: an he2ihc training checkpoint without a generator ('nets' has no 'G')")
         G = build_file_generator(ck['preset'], path)
         load_state_checked(G, ck['nets']['G'], 'generator', path)
+        G.he2ihc_method = ck['preset']['name']
     G.he2ihc_file = str(path)   # (what its errors name)
     return test_mode(G.to(device or 'cpu'))
+
+def generator_methods(G:nn.Module)->list:
+    "The names generator `G` goes by: the method it was trained as, and for a published or imported one its family and that family's he2ihc method."
+    fam = getattr(G, 'he2ihc_family', None) or (getattr(G, 'he2ihc_provenance', None) or {}).get('family')
+    names = [getattr(G, 'he2ihc_method', None), fam, PRESET_OF.get(fam)]
+    return list(dict.fromkeys(n for n in names if n))
+
+def check_method(
+    G:nn.Module,   # a generator from `as_generator`
+    method:str,    # what the user says it is: a method ('asp', 'pyramidp2p', ...) or a published family ('pix2pix_resnet', ...)
+):
+    "Refuse a generator that is not the method (or published family) the user named, in one line naming its file and what it is."
+    names = generator_methods(G)
+    if method not in names:
+        raise ValueError(f"{generator_said(G)} is {' / '.join(names) or 'a generator of unknown method'}, not {method}")
 
 def test_mode(
     G:nn.Module,   # a generator
