@@ -305,7 +305,8 @@ def generator_about(
     fp = generator_fingerprint(generator if isinstance(generator, (str, Path)) else G)
     said = f"Generator: {fp['generator']} (sha256 {fp['sha256'][:16]}...)"
     prov = getattr(G, 'he2ihc_provenance', None) or {}
-    if prov: said += (f"; published by another project, {prov.get('family')} family, from {prov.get('source')} "
+    if prov.get('synthetic'): said += f"; trained on {prov.get('trained_on')}"
+    elif prov: said += (f"; published by another project, {prov.get('family')} family, from {prov.get('source')} "
                       f"(sha256 {str(prov.get('source_sha256'))[:16]}...)" + (f", trained on {prov['trained_on']}" if prov.get('trained_on') else '')
                       + (f", at {prov['mpp']:g} um/px" if prov.get('mpp') else ''))
     return said

@@ -18,7 +18,7 @@ from .choices import check_threads
 from .tiles import load_rgb, rgb_to_tensor, tensor_to_rgb, image_files, ImageReadError
 from .files import check_output, atomic_write, remove_stale_partials, exclusive_lock
 from .models import pad_to_multiple
-from .runtime import as_generator, generator_name, generator_fingerprint, check_device, check_precision, check_batch_size, check_openvino, import_openvino, apply_generator, choose_precision, AUTO_WINDOWS, AUTO_MIN_TISSUE, generator_multiple
+from .runtime import as_generator, generator_name, generator_fingerprint, warn_if_synthetic, check_device, check_precision, check_batch_size, check_openvino, import_openvino, apply_generator, choose_precision, AUTO_WINDOWS, AUTO_MIN_TISSUE, generator_multiple
 from .tiling import check_tiling, window_starts, pad_window, blended_bands, translate_array_tiled, Progress, spread_windows
 from .wsi import (SlideReadError, open_slide, check_level, slide_mpp, slide_thumbnail, tissue_mask, region_rgb,
                         soft_tissue_mask, soft_box, composite_on_glass, check_quality, write_pyramidal_tiff, check_slide_output,
@@ -409,6 +409,7 @@ def translate_slide(
             remove_stale_partials(out)       # left by a run that was killed
             if e := exists(): raise e        # (another run may have written it meanwhile)
             G = as_generator(generator, device)
+            warn_if_synthetic(G)
             if model_mpp is None: model_mpp = check_model_mpp(getattr(G, 'he2ihc_mpp', None))
             if mpp is None:
                 warnings.warn(f"{slide}: no microns-per-pixel in the file; the output will carry none" + (

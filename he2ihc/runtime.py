@@ -21,11 +21,11 @@ from .choices import INFERENCE_PRECISIONS
 
 # %% auto #0
 __all__ = ['AUTO_MIN_PSNR', 'AUTO_WINDOWS', 'AUTO_MIN_TISSUE', 'as_generator', 'generator_methods', 'check_method', 'test_mode',
-           'generator_name', 'generator_said', 'default_device', 'generator_multiple', 'check_precision',
-           'import_openvino', 'check_openvino', 'check_batch_size', 'check_device', 'apply_generator',
-           'NonFiniteOutputError', 'check_generator_output', 'cpu_has_native_bf16', 'openvino_available', 'frozen_copy',
-           'openvino_cache_dir', 'openvino_cache_limit', 'OpenVINOGenerator', 'openvino_generator', 'choose_precision',
-           'generator_fingerprint']
+           'generator_name', 'generator_said', 'SyntheticGeneratorWarning', 'warn_if_synthetic', 'default_device',
+           'generator_multiple', 'check_precision', 'import_openvino', 'check_openvino', 'check_batch_size',
+           'check_device', 'apply_generator', 'NonFiniteOutputError', 'check_generator_output', 'cpu_has_native_bf16',
+           'openvino_available', 'frozen_copy', 'openvino_cache_dir', 'openvino_cache_limit', 'OpenVINOGenerator',
+           'openvino_generator', 'choose_precision', 'generator_fingerprint']
 
 # %% ../nbs/19_runtime.ipynb #a58504e5
 def as_generator(
@@ -77,6 +77,16 @@ def generator_name(g)->str:
 def generator_said(G:nn.Module)->str:
     "How a message names generator `G`: the file it was loaded from (`as_generator`), else its class."
     return getattr(G, 'he2ihc_file', None) or f"the generator ({type(G).__name__})"
+
+class SyntheticGeneratorWarning(UserWarning):
+    "A generator trained on he2ihc's synthetic demo tiles is translating a slide."
+
+def warn_if_synthetic(G:nn.Module):
+    "Warn that a generator trained on he2ihc's synthetic demo tiles (its file says so) shows nothing true of real tissue."
+    if (getattr(G, 'he2ihc_provenance', None) or {}).get('synthetic'):
+        warnings.warn(SyntheticGeneratorWarning(f"{generator_said(G)} was trained on he2ihc's synthetic demo tiles, not real tissue: its virtual IHC of a "
+                      "real slide shows what it learnt of drawn cells, not HER2 (models trained on MIST or BCI: tutorials/published_models)"),
+                      stacklevel=2)
 
 # %% ../nbs/19_runtime.ipynb #fc9c6c34
 def default_device()->torch.device:

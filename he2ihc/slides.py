@@ -15,7 +15,7 @@ from fastprogress.fastprogress import progress_bar
 
 from .tiles import HER2_SCORES
 from .files import atomic_write, check_output, exclusive_lock, remove_stale_partials, remove_stale_lock
-from .runtime import as_generator, check_precision, check_batch_size, generator_fingerprint, check_generator_output
+from .runtime import as_generator, check_precision, check_batch_size, generator_fingerprint, check_generator_output, warn_if_synthetic, SyntheticGeneratorWarning
 from .tiling import check_tiling
 from .wsi import open_slide, slide_thumbnail, tissue_mask, mask_box, check_quality, region_rgb, read_slide_key, check_slide_output
 from .inference import translate_slide, slide_key, check_model_mpp
@@ -252,7 +252,7 @@ def translate_one(
                     windows_translated=r.n_tissue, resumed_rows=r.resumed_rows, precision=r.precision,
                     model_scale=round(r.model_scale[0], 4) if r.model_scale else '',
                     setup_seconds=round(r.setup_seconds, 2),
-                    error='; '.join(f"warning: {w.message}" for w in caught))
+                    error='; '.join(f"warning: {w.message}" for w in caught if not issubclass(w.category, SyntheticGeneratorWarning)))
         if her2 is not None: row = _scored(row, out, slide, her2)
     except Exception as e: row['error'] = f"{type(e).__name__}: {e}"
     row['seconds'] = round(time.perf_counter() - t0, 2)
@@ -321,6 +321,7 @@ def translate_slides(
         generator = str(g.resolve())
     G = as_generator(generator, 'cpu') if not isinstance(generator, nn.Module) else generator   # a broken or hostile file is refused once, here
     check_generator_output(G, next((q.device for q in G.parameters()), 'cpu'))   # and so is one whose output is not finite
+    warn_if_synthetic(G)   # (once for the run; each slide's line leaves it out)
     out_dir = Path(out_dir).expanduser(); check_output(out_dir, 'folder', 'output folder')
     pairs = list_slides(slides, out_dir, suffix)
     out_dir.mkdir(parents=True, exist_ok=True)

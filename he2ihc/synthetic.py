@@ -17,7 +17,7 @@ from .files import atomic_write
 
 # %% auto #0
 __all__ = ['STAIN_VECTORS', 'HER2_LOOK', 'MANIFEST_FIELDS', 'DEMO_MARK', 'MAX_DEMO_SIZE', 'render_stains', 'tissue_scene',
-           'synth_pair', 'save_png', 'make_demo_dataset', 'read_manifest', 'synthetic_slide']
+           'synth_pair', 'save_png', 'in_demo_dataset', 'make_demo_dataset', 'read_manifest', 'synthetic_slide']
 
 # %% ../nbs/04_synthetic.ipynb #613edc4f
 STAIN_VECTORS = np.asarray(rgb_from_hed, dtype=np.float64)  # rows: haematoxylin, eosin, DAB (Ruifrok & Johnston)
@@ -209,6 +209,13 @@ _DEMO_TILE = re.compile(r'^\d{5}_(train|val|test)_(0|1\+|2\+|3\+)\.png$')   # a 
 DEMO_MARK = '.he2ihc-demo.json'   # written by `make_demo_dataset` alone: first (a run under way), then with every file's SHA-256
 
 def _sha256(f)->str: return hashlib.sha256(Path(f).read_bytes()).hexdigest()
+
+def in_demo_dataset(
+    path,   # a tile or a folder
+)->bool:    # whether it lies in a dataset `make_demo_dataset` wrote (its mark in the folder or up to three folders above)
+    "Whether `path` is part of an he2ihc synthetic demo dataset."
+    p = Path(path).expanduser().resolve()
+    return any((d/DEMO_MARK).is_file() for d in ([p] if p.is_dir() else []) + list(p.parents)[:3])
 
 def _write_mark(path, files=None):
     "The demo's own mark in `path`: without `files` a run under way, with them (name -> SHA-256) a finished dataset."

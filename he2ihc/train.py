@@ -440,8 +440,12 @@ class StainLearner(Learner):
         return self.load_checkpoint(file)
 
     def export_generator(self, path)->Path:
-        "Write the generator alone (weights and architecture settings) for inference, atomically."
-        return save_generator(self.stain_trainer.net.G, self.preset, path)
+        "Write the generator alone (weights and architecture settings) for inference, atomically; one trained on the demo's synthetic tiles says so."
+        from he2ihc.synthetic import in_demo_dataset
+        pairs = getattr(getattr(self.dls, 'train_ds', None), 'pairs', None) or []
+        demo = bool(pairs) and in_demo_dataset(pairs[0].he)
+        prov = dict(trained_on="he2ihc's synthetic demo dataset (he2ihc make-demo), not real tissue", synthetic=True) if demo else None
+        return save_generator(self.stain_trainer.net.G, self.preset, path, provenance=prov)
 
     def show_results(self, n:int=3, dl=None, figsize=None):
         "H&E | generated | real IHC for `n` validation pairs."
