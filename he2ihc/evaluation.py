@@ -72,8 +72,8 @@ def score_folder(
 
 # %% ../nbs/15_evaluation.ipynb #62ad0333
 TABLE_COLUMNS = ('SSIM', 'PHV_layer1', 'PHV_layer2', 'PHV_layer3', 'PHV_layer4', 'PHV_avg', 'FID', 'KID', 'LPIPS', 'PSNR')
-HER2_COLUMNS = ('HER2_acc', 'HER2_kappa', 'DAB_p90_r', 'DAB_p90_MAE', 'IOD_r', 'HER2_order_err', 'Membrane_r', 'Membrane_MAE',
-                'HER2_real_acc', 'HER2_real_kappa', 'HER2_virtual_acc', 'HER2_virtual_kappa')
+HER2_COLUMNS = ('HER2_acc', 'HER2_kappa', 'HER2_3plus_recall', 'DAB_p90_r', 'DAB_p90_MAE', 'IOD_r', 'HER2_order_err', 'Membrane_r', 'Membrane_MAE',
+                'Ring_2plus', 'Ring_3plus', 'HER2_real_acc', 'HER2_real_kappa', 'HER2_virtual_acc', 'HER2_virtual_kappa')
 EXTRA_COLUMNS = ('KID_std', 'DAB_MAE', 'DAB_r', 'DAB_area_err') + HER2_COLUMNS + ('n',)
 NA_WEIGHTS = 'n/a (weights missing)'
 
@@ -194,7 +194,7 @@ def her2_confusion_figure(
 # %% ../nbs/15_evaluation.ipynb #1398f28f
 _DECIMALS = dict(SSIM=4, PHV_layer1=4, PHV_layer2=4, PHV_layer3=4, PHV_layer4=4, PHV_avg=4, FID=1, KID=1, LPIPS=4, PSNR=4,
                  KID_std=1, DAB_MAE=4, DAB_r=3, DAB_area_err=4, HER2_acc=3, HER2_kappa=3, DAB_p90_r=3, DAB_p90_MAE=4,
-                 IOD_r=3, HER2_order_err=3, Membrane_r=3, Membrane_MAE=3, HER2_real_acc=3, HER2_real_kappa=3, HER2_virtual_acc=3, HER2_virtual_kappa=3, n=0)
+                 IOD_r=3, HER2_order_err=3, Membrane_r=3, Membrane_MAE=3, HER2_3plus_recall=3, Ring_2plus=3, Ring_3plus=3, HER2_real_acc=3, HER2_real_kappa=3, HER2_virtual_acc=3, HER2_virtual_kappa=3, n=0)
 _NAN_SHOWN = ('DAB_r', 'HER2_kappa', 'DAB_p90_r', 'IOD_r', 'HER2_order_err', 'Membrane_r', 'HER2_real_kappa', 'HER2_virtual_kappa')   # nan: computed, undefined
 
 def _fmt(c, v):

@@ -21,8 +21,8 @@ __all__ = ['WEIGHTS', 'PHV_LAYERS', 'DAB_POSITIVE_OD', 'to_unit_batch', 'to_uint
            'WeightsMissingError', 'weights_dir', 'weights_file', 'load_weights', 'lpips_net', 'lpips_distance',
            'resnet50_net', 'PHV', 'FIDInceptionV3', 'inception_net', 'write_random_weights', 'frechet_distance',
            'fid_from_features', 'kid_from_features', 'dab_od', 'dab_stats', 'dab_fidelity', 'her2_confusion',
-           'quadratic_kappa', 'dab_p90', 'dab_iod', 'membrane_share', 'her2_agreement', 'her2_readouts',
-           'rows_agreement']
+           'quadratic_kappa', 'dab_p90', 'dab_iod', 'membrane_share', 'ring_contrast', 'her2_agreement',
+           'her2_readouts', 'rows_agreement']
 
 # %% ../nbs/14_metrics.ipynb #d9d359af
 def to_unit_batch(a:np.ndarray, device=None)->Tensor:
@@ -365,6 +365,21 @@ def membrane_share(
     "How completely the tile's cell membranes are stained: what a HER2 score is read from."
     return float(np.mean(h.completeness, dtype=np.float64)) if h.n_cells else 0.0
 
+# %% ../nbs/14_metrics.ipynb #978977c9
+def ring_contrast(
+    image,      # the IHC whose DAB is read (virtual or real): anything `as_uint8` takes, the reference's size
+    ref,        # `score_ihc(real_ihc, return_labels=True)`: the cells, membrane rings and territories read from
+)->np.ndarray:  # (n,) float64 per cell of `ref`: mean DAB OD on its ring minus mean DAB OD on the rest of its territory
+    "How sharply each cell's membrane stands out from its inside, in `image`, on the reference's cells."
+    if ref.cells is None: raise ValueError("the reference must be scored with return_labels=True (score_ihc(real, return_labels=True))")
+    dab = separate_hdab(as_uint8(image))[1]
+    if dab.shape != ref.cells.shape: raise ValueError(f"the image is {dab.shape[0]}x{dab.shape[1]}, its reference {ref.cells.shape[0]}x{ref.cells.shape[1]}")
+    n, cells, ring = ref.n_cells, ref.cells, ref.membrane
+    inner = (cells > 0) & ~ring
+    def mean(m):
+        return np.bincount(cells[m], dab[m].astype(np.float64), n + 1)[1:] / np.maximum(np.bincount(cells[m], minlength=n + 1)[1:], 1)
+    return mean(ring) - mean(inner)
+
 # %% ../nbs/14_metrics.ipynb #bce8ef5a
 def _need(n): return f"n/a (needs {n} tile{'s' if n > 1 else ''})"
 
@@ -377,16 +392,20 @@ def her2_agreement(
     fake_iod, real_iod,        # their `dab_iod`
     true_scores=None,          # the tiles' true scores (from the file names, say), or None
     fake_membrane=None, real_membrane=None,   # their `membrane_share`, or None
-)->dict:                       # HER2_acc, HER2_kappa, DAB_p90_r, DAB_p90_MAE, IOD_r, HER2_order_err, Membrane_r, Membrane_MAE (+ HER2_real_*, HER2_virtual_*)
+    fake_ring=None, real_ring=None,           # their mean `ring_contrast` on the real IHC's cells, or None
+)->dict:                       # HER2_acc, HER2_kappa, HER2_3plus_recall, DAB_p90_r, DAB_p90_MAE, IOD_r, HER2_order_err, Membrane_r, Membrane_MAE, Ring_2plus, Ring_3plus (+ HER2_real_*, HER2_virtual_*)
     "How alike the virtual and the real IHC of a set of tiles are scored and stained."
     n = len(real_scores)
     membrane = fake_membrane is not None and real_membrane is not None
+    ring = fake_ring is not None and real_ring is not None
     given = (fake_scores, fake_p90, real_p90, fake_iod, real_iod) + (() if true_scores is None else (true_scores,)) + \
-            ((fake_membrane, real_membrane) if membrane else ())
+            ((fake_membrane, real_membrane) if membrane else ()) + ((fake_ring, real_ring) if ring else ())
     if any(len(x) != n for x in given): raise ValueError(f"need one value per tile in every argument, got lengths {[len(x) for x in (fake_scores, real_scores) + given[1:]]}")
     fp, rp, fi, ri = (np.asarray(x, np.float64) for x in (fake_p90, real_p90, fake_iod, real_iod))
     out = {'HER2_acc': float(np.mean([f == r for f, r in zip(fake_scores, real_scores)])) if n else _need(1),
            'HER2_kappa': quadratic_kappa(real_scores, fake_scores) if n else _need(1),
+           'HER2_3plus_recall': (float(np.mean([f == '3+' for f, r in zip(fake_scores, real_scores) if r == '3+']))
+                                 if '3+' in real_scores else 'n/a (no tile the real IHC scores 3+)'),
            'DAB_p90_r': _pearson(fp, rp) if n >= 3 else _need(3),
            'DAB_p90_MAE': float(np.abs(fp - rp).mean()) if n else _need(1),
            'IOD_r': _pearson(fi, ri) if n >= 3 else _need(3)}
@@ -400,6 +419,11 @@ def her2_agreement(
         fm, rm = (np.asarray(x, np.float64) for x in (fake_membrane, real_membrane))
         out['Membrane_r'] = _pearson(fm, rm) if n >= 3 else _need(3)
         out['Membrane_MAE'] = float(np.abs(fm - rm).mean()) if n else _need(1)
+    if ring:
+        fr, rr = (np.asarray(x, np.float64) for x in (fake_ring, real_ring))
+        for g in ('2', '3'):
+            at = np.array([r == f'{g}+' for r in real_scores], bool)
+            out[f'Ring_{g}plus'] = float(fr[at].sum() / rr[at].sum()) if at.any() and rr[at].sum() > 0 else f'n/a (no tile the real IHC scores {g}+)'
     if true_scores is not None:
         for who, s in (('real', real_scores), ('virtual', fake_scores)):
             out[f'HER2_{who}_acc'] = float(np.mean([a == t for a, t in zip(s, true_scores)])) if n else _need(1)
@@ -408,11 +432,13 @@ def her2_agreement(
 
 def her2_readouts(
     fake, real,   # the virtual and the real IHC of one pair: uint8 RGB (H, W, 3)
-)->dict:          # HER2_fake/_real, DAB_p90_fake/_real, IOD_fake/_real, Membrane_fake/_real
-    "What the HER2 columns are computed from, for one pair: `score_ihc`'s scores and DAB p90, `dab_iod`, `membrane_share`."
-    hf, hr = score_ihc(fake), score_ihc(real)
+)->dict:          # HER2_fake/_real, DAB_p90_fake/_real, IOD_fake/_real, Membrane_fake/_real, Ring_fake/_real
+    "What the HER2 columns are computed from, for one pair: `score_ihc`'s scores and DAB p90, `dab_iod`, `membrane_share`, `ring_contrast` on the real IHC's cells."
+    hf, hr = score_ihc(fake), score_ihc(real, return_labels=True)
+    ring = lambda img: float(ring_contrast(img, hr).mean()) if hr.n_cells else 0.0
     return {'HER2_fake': hf.score, 'HER2_real': hr.score, 'DAB_p90_fake': hf.dab_p90, 'DAB_p90_real': hr.dab_p90,
-            'IOD_fake': dab_iod(fake), 'IOD_real': dab_iod(real), 'Membrane_fake': membrane_share(hf), 'Membrane_real': membrane_share(hr)}
+            'IOD_fake': dab_iod(fake), 'IOD_real': dab_iod(real), 'Membrane_fake': membrane_share(hf), 'Membrane_real': membrane_share(hr),
+            'Ring_fake': ring(fake), 'Ring_real': ring(real)}
 
 def rows_agreement(
     rows,              # one dict of `her2_readouts` per tile (other keys are ignored)
@@ -420,5 +446,7 @@ def rows_agreement(
 )->dict:               # `her2_agreement` of those tiles
     "`her2_agreement` of a set of tiles' `her2_readouts`."
     col = lambda k: [r[k] for r in rows]
+    has = lambda k: all(k in r for r in rows)   # (rows read from an older per_image.csv have no ring contrast)
     return her2_agreement(col('HER2_fake'), col('HER2_real'), col('DAB_p90_fake'), col('DAB_p90_real'), col('IOD_fake'), col('IOD_real'),
-                          true_scores=true_scores, fake_membrane=col('Membrane_fake'), real_membrane=col('Membrane_real'))
+                          true_scores=true_scores, fake_membrane=col('Membrane_fake'), real_membrane=col('Membrane_real'),
+                          **(dict(fake_ring=col('Ring_fake'), real_ring=col('Ring_real')) if has('Ring_fake') and has('Ring_real') else {}))

@@ -1,0 +1,96 @@
+"""Table II's question on the demo data, at three magnifications: each Table II row with the demo's recipe, trained by
+`he2ihc.demo.train_demo` on one seed's demo dataset, then evaluated on its held-out pairs at the training magnification
+and at 0.5x and 2x of it (the tiles resized with Lanczos, H&E and real IHC alike).
+
+    python benchmarks/table2_scales.py OUT --rows asp ours_attention --seeds 0 1 2     # train and evaluate (resumable: done runs are kept)
+    python benchmarks/table2_scales.py OUT --summary                                   # OUT/table2_scales.md, .csv and .png
+
+Each run: OUT/ROW/seed-N/ (the demo's run folder) and OUT/ROW/seed-N/scales.json."""
+import argparse, json, os, tempfile, time
+from pathlib import Path
+import numpy as np
+from PIL import Image
+
+ROWS = {   # Table II's rows, each with the demo's recipe (`ours_fast`: L1 x100, a pixel warm-up, random crops, aligned pairs)
+    'asp': dict(ammfi=False),
+    'ours_attention': dict(),
+    'ours_multimag': dict(ammfi=False, multimag=True, crops_per_tile=1),
+    'ours': dict(multimag=True, crops_per_tile=1),
+}
+SCALES = (0.5, 1.0, 2.0)
+MEASURES = ('HER2_kappa', 'HER2_acc', 'Membrane_MAE', 'Ring_2plus', 'Ring_3plus', 'psnr', 'ssim')
+
+def scaled_pairs(pairs, scale, dst):
+    "The held-out pairs resized by `scale` (Lanczos), as a MIST-layout folder's val split"
+    from he2ihc.data import find_pairs
+    for side in ('valA', 'valB'): (dst/side).mkdir(parents=True, exist_ok=True)
+    for p in pairs:
+        for src, side in ((p.he, 'valA'), (p.ihc, 'valB')):
+            im = Image.open(src).convert('RGB')
+            im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS).save(dst/side/f'{p.name}.png')
+    return find_pairs(dst).splits['val']
+
+def run_one(out, row, seed):
+    from he2ihc.demo import train_demo, evaluate_translations
+    from he2ihc.checkpoints import load_generator
+    from he2ihc.data import find_pairs
+    run = out/row/f'seed-{seed}'
+    done = run/'scales.json'
+    if done.exists(): return json.loads(done.read_text())
+    t = time.time()
+    if not (run/'generator.pt').exists(): train_demo(run, method='ours_fast', seed=seed, progress=False, overwrite=True, log=lambda *a: None, **ROWS[row])
+    train_s = time.time() - t
+    G = load_generator(run/'generator.pt')
+    held = find_pairs(run/'data').splits['val']
+    res = {'row': row, 'seed': seed, 'train_s': train_s}
+    with tempfile.TemporaryDirectory() as d:
+        for s in SCALES:
+            ev = evaluate_translations(G, held if s == 1.0 else scaled_pairs(held, s, Path(d)/str(s)))
+            res[str(s)] = {k: ev.get(k) for k in MEASURES}
+            print(row, seed, s, {k: (round(v, 3) if isinstance(v, float) else v) for k, v in res[str(s)].items()}, flush=True)
+    done.write_text(json.dumps(res, indent=1))
+    return res
+
+def summary(out):
+    import pandas as pd
+    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    recs = [json.loads(f.read_text()) for f in sorted(out.glob('*/seed-*/scales.json'))]
+    rows = [dict(row=r['row'], seed=r['seed'], scale=float(s), **{k: (v if isinstance(v, (int, float)) else np.nan) for k, v in r[s].items()})
+            for r in recs for s in map(str, SCALES)]
+    df = pd.DataFrame(rows); df.to_csv(out/'table2_scales.csv', index=False)
+    order = [r for r in ROWS if r in set(df.row)]
+    g = df.groupby(['row', 'scale'])
+    lines = ['| Table II row, with the recipe | AMMFI | views | seeds | ' + ' | '.join(f'HER2 kappa at {s:g}x' for s in SCALES) + ' | '
+             + ' | '.join(f'ring 3+ at {s:g}x' for s in SCALES) + ' |', '|---|---|---|---|' + '---|' * (2 * len(SCALES))]
+    for r in order:
+        cells = []
+        for k in ('HER2_kappa', 'Ring_3plus'):
+            for s in SCALES:
+                v = g.get_group((r, s))[k]
+                cells.append(f'{v.mean():.3f} ± {v.std(ddof=1):.3f}' if len(v) > 1 else f'{v.mean():.3f}')
+        lines.append(f"| {r} | {'no' if ROWS[r].get('ammfi') is False else 'yes'} | {'yes' if ROWS[r].get('multimag') else 'no'} | "
+                     f"{', '.join(str(x) for x in sorted(df[df.row == r].seed.unique()))} | " + ' | '.join(cells) + ' |')
+    (out/'table2_scales.md').write_text('\n'.join(lines) + '\n')
+    fig, axs = plt.subplots(1, 2, figsize=(10, 3.4))
+    for ax, k, title in zip(axs, ('HER2_kappa', 'Ring_3plus'), ('HER2 kappa (virtual vs real IHC)', 'ring contrast on 3+ tiles (share of the real)')):
+        for i, r in enumerate(order):
+            m = [g.get_group((r, s))[k].mean() for s in SCALES]; sd = [g.get_group((r, s))[k].std(ddof=1) for s in SCALES]
+            x = np.arange(len(SCALES)) + (i - (len(order) - 1) / 2) * 0.12
+            ax.errorbar(x, m, yerr=sd, marker='o', capsize=3, label=r)
+            for s_i, s in enumerate(SCALES):
+                ax.scatter(np.full(len(g.get_group((r, s))), x[s_i]), g.get_group((r, s))[k], s=8, color='k', alpha=0.4, zorder=3)
+        ax.set_xticks(range(len(SCALES))); ax.set_xticklabels([f'{s:g}x' for s in SCALES]); ax.set_xlabel('magnification of the held-out tiles')
+        ax.set_title(title, fontsize=10); ax.axhline(0, color='0.8', lw=0.8)
+    axs[0].legend(fontsize=8)
+    fig.tight_layout(); fig.savefig(out/'table2_scales.png', dpi=90)
+    print((out/'table2_scales.md').read_text())
+
+if __name__ == '__main__':
+    a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    a.add_argument('out'); a.add_argument('--rows', nargs='+', default=list(ROWS)); a.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    a.add_argument('--summary', action='store_true')
+    x = a.parse_args(); out = Path(x.out)
+    if x.summary: summary(out)
+    else:
+        for seed in x.seeds:
+            for row in x.rows: run_one(out, row, seed)
