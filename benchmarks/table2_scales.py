@@ -83,6 +83,18 @@ def summary(out):
         ax.set_title(title, fontsize=10); ax.axhline(0, color='0.8', lw=0.8)
     axs[0].legend(fontsize=8)
     fig.tight_layout(); fig.savefig(out/'table2_scales.png', dpi=90)
+    # the zoomed 3+ crop of seed 0 of each row (the last row of its samples.png: H&E, untrained, trained, real IHC)
+    crops = {}
+    for r in order:
+        f = out/r/'seed-0'/'results'/'samples.png'
+        if not f.exists(): continue
+        im = np.asarray(Image.open(f).convert('RGB'))
+        crops[r] = im[int(im.shape[0] * 0.8):]
+    if crops:
+        fig, axs = plt.subplots(len(crops), 1, figsize=(8.6, 2.3 * len(crops)))
+        for ax, (r, im) in zip(np.atleast_1d(axs), crops.items()):
+            ax.imshow(im); ax.axis('off'); ax.set_title(f'{r} + recipe, seed 0: the 3+ tile zoomed (H&E, untrained, trained, real IHC)', fontsize=9)
+        fig.tight_layout(); fig.savefig(out/'table2_3plus.jpg', dpi=80, pil_kwargs={'quality': 85})
     print((out/'table2_scales.md').read_text())
 
 if __name__ == '__main__':
