@@ -164,7 +164,7 @@ def train_demo(
     **overrides,              # preset settings over `demo_settings(method)`, e.g. n_epochs=2
 )->dict:                      # metrics of the trained and untrained generators and of the identity
     "Train `method` on the demo dataset for `DEMO_ITERATIONS` iterations on a CPU and compare it with its starting point and with the input."
-    from he2ihc.synthetic import make_demo_dataset
+    from he2ihc.synthetic import make_demo_dataset, demo_dataset_unfinished
     from he2ihc.data import find_pairs
     from he2ihc.runs import preset_dls, train_run
     out = Path(out); res = out/'results'
@@ -176,7 +176,7 @@ def train_demo(
                               "or choose another folder")
     res.mkdir(parents=True, exist_ok=True)
     data = Path(data) if data is not None else out/'data'
-    if not (data/'manifest.csv').exists() and data == out/'data':
+    if data == out/'data' and (not (data/'manifest.csv').exists() or demo_dataset_unfinished(data)):   # missing, or cut short
         make_demo_dataset(data, seed=seed, section=section, progress=progress)
     index = find_pairs(data)
     p = get_preset(method, **demo_settings(method, len(index.splits.get('train', ())) or 64, **overrides))

@@ -17,7 +17,8 @@ from .files import atomic_write
 
 # %% auto #0
 __all__ = ['STAIN_VECTORS', 'HER2_LOOK', 'MANIFEST_FIELDS', 'DEMO_MARK', 'MAX_DEMO_SIZE', 'render_stains', 'tissue_scene',
-           'synth_pair', 'save_png', 'in_demo_dataset', 'make_demo_dataset', 'read_manifest', 'synthetic_slide']
+           'synth_pair', 'save_png', 'in_demo_dataset', 'demo_dataset_unfinished', 'make_demo_dataset', 'read_manifest',
+           'synthetic_slide']
 
 # %% ../nbs/04_synthetic.ipynb #613edc4f
 STAIN_VECTORS = np.asarray(rgb_from_hed, dtype=np.float64)  # rows: haematoxylin, eosin, DAB (Ruifrok & Johnston)
@@ -225,6 +226,13 @@ def _read_mark(path)->dict|None:
     try: m = json.loads((path/DEMO_MARK).read_text())
     except (OSError, ValueError): return None
     return m if isinstance(m, dict) and m.get('he2ihc_demo') == 1 and isinstance(m.get('files'), (dict, type(None))) else None
+
+def demo_dataset_unfinished(
+    path,   # a folder
+)->bool:    # whether it holds a demo dataset whose `make_demo_dataset` run stopped before it finished
+    "Whether `path` holds a demo dataset cut short (its mark lists no files yet): `make_demo_dataset` on it starts it again."
+    m = _read_mark(Path(path).expanduser())
+    return m is not None and m['files'] is None
 
 def _prepare(path):
     "The folder to write a demo dataset to: new, empty, or an earlier demo dataset, whose files are removed (and nothing else)."
