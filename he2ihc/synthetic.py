@@ -16,7 +16,8 @@ from .tiles import HER2_SCORES
 from .files import atomic_write
 
 # %% auto #0
-__all__ = ['STAIN_VECTORS', 'HER2_LOOK', 'MANIFEST_FIELDS', 'DEMO_MARK', 'MAX_DEMO_SIZE', 'render_stains', 'tissue_scene',
+__all__ = ['STAIN_VECTORS', 'HER2_LOOK', 'LYMPHOCYTE_UM', 'FIBROBLAST_UM', 'CYTOPLASM_UM', 'MEMBRANE_UM', 'DEMO_MPP',
+           'MEMBRANE_CLASSES', 'MANIFEST_FIELDS', 'DEMO_MARK', 'MAX_DEMO_SIZE', 'render_stains', 'tissue_scene',
            'synth_pair', 'save_png', 'in_demo_dataset', 'demo_dataset_unfinished', 'make_demo_dataset', 'read_manifest',
            'synthetic_slide']
 
@@ -32,19 +33,31 @@ def render_stains(
     return np.clip(np.round(white * np.power(10.0, -od)), 0, 255).astype(np.uint8)
 
 # %% ../nbs/04_synthetic.ipynb #d87c38d9
-# What each HER2 score looks like: one row per quantity, one value per score '0', '1+', '2+', '3+'.
-# The membrane rows follow the ASCO/CAP description of the scores; the H&E rows (more, larger,
-# more varied tumour nuclei at higher scores) are what make H&E -> IHC learnable here.
-HER2_LOOK = {            #  0     1+    2+    3+
-    'tumour':   (0.20, 0.32, 0.44, 0.56),   # share of the tissue that is tumour nests
-    'spacing':  (13.0, 12.0, 11.0, 10.0),   # distance between tumour cell centres, pixels
-    'r_nuc':    (3.2,  3.8,  4.4,  5.0),    # typical tumour nuclear radius, pixels
-    'pleo':     (0.08, 0.14, 0.20, 0.26),   # spread of nuclear size (sigma of a log-normal)
-    'stained':  (0.08, 0.70, 0.95, 1.00),   # share of tumour cells whose membrane takes up DAB
-    'dab':      (0.06, 0.16, 0.38, 0.80),   # DAB density on a stained membrane
-    'complete': (0.25, 0.45, 0.90, 1.00),   # share of a stained membrane's circumference
-    'width':    (1.0,  1.1,  1.5,  2.2),    # membrane width, pixels
+# What each HER2 score looks like: one row per quantity, one value per score '0', '1+', '2+', '3+' (or per grade of a cell).
+# H&E rows: the cues a pathologist reads, all relative or architectural, so that no size in pixels tells the score.
+HER2_LOOK = {               #  0     1+    2+    3+
+    'tumour':    (0.68, 0.70, 0.72, 0.74),   # share of the tissue that is tumour (the rest is stroma)
+    'tubules':   (0.85, 0.55, 0.20, 0.00),   # share of the tumour formed into glands around a lumen (Nottingham's tubule score)
+    'nuc_ratio': (1.25, 1.50, 1.80, 2.15),   # tumour nuclear radius over a lymphocyte's
+    'pleo':      (0.05, 0.10, 0.16, 0.24),   # spread of tumour nuclear size (sigma of a log-normal)
+    'nucleoli':  (0.00, 0.15, 0.50, 0.90),   # share of tumour nuclei with a visible nucleolus
+    'vesicular': (0.00, 0.30, 0.60, 0.90),   # how vesicular the chromatin is (pale centre, dark rim, coarse), 0 to 1
+    'minor':     (0.05, 0.25, 0.25, 0.25),   # share of tumour cells one class below the score, in clusters (at 0: faint cells)
 }
+LYMPHOCYTE_UM = 7.0            # lymphocyte nuclear diameter, um: the size reference in every tile
+FIBROBLAST_UM = (14.0, 2.5)    # stromal fibroblast nucleus, length and width, um
+CYTOPLASM_UM = 2.5             # tumour cytoplasm between nucleus and membrane, um
+MEMBRANE_UM = 3.5              # width of the stained band a membrane between two cells shows, um
+DEMO_MPP = 1.0                 # microns per pixel of the demo tiles: a 20x scan (0.5 um/px) shrunk by half
+
+# Each cell's membrane as ASCO/CAP 2018 describes the classes: (DAB OD band of the stained membrane, share of its
+# circumference stained). DAB OD: the amount colour deconvolution (Ruifrok-Johnston, base 10) reads back.
+MEMBRANE_CLASSES = (
+    ((0.00, 0.00), (0.00, 0.00)),   # 0: no staining
+    ((0.10, 0.14), (0.25, 0.55)),   # 1+: faint, incomplete
+    ((0.22, 0.32), (0.95, 1.00)),   # 2+: weak to moderate, complete
+    ((0.60, 0.90), (1.00, 1.00)),   # 3+: intense, complete
+)
 
 def _noise(rng, shape, sigma):
     "Smooth random field with zero mean and unit standard deviation (drawn coarse and upsampled when `sigma` is large)."
@@ -67,89 +80,153 @@ def _ellipse_dist(off, angle, a, b):
     v = -off[:, 0] * s + off[:, 1] * c
     return np.sqrt((u / a) ** 2 + (v / b) ** 2)
 
+def _glands(rng, tissue, share, d):
+    "Centres and outer radii of glands (cell diameter `d`), placed at random without overlap until they cover about `share` of the tissue."
+    side, target, area, out = tissue.shape[0], share * tissue.sum(), 0.0, []
+    for _ in range(400 if target > 0 else 0):
+        R, c = rng.uniform(1.7, 2.7) * d, rng.uniform(0, tissue.shape[0], 2)
+        if not tissue[min(int(c[0]), side - 1), min(int(c[1]), side - 1)]: continue
+        if any(np.hypot(*(c - c2)) < R + R2 + 0.6 * d for c2, R2 in out): continue
+        out.append((c, R)); area += math.pi * R * R
+        if area >= target: break
+    return np.array([c for c, _ in out]).reshape(-1, 2), np.array([R for _, R in out])
+
+
 # %% ../nbs/04_synthetic.ipynb #b649faca
 def tissue_scene(
-    score:int,   # HER2 score as an index into `HER2_SCORES` (0 for '0' ... 3 for '3+')
-    side:int,    # canvas side in pixels (about 0.5 um per pixel, as a 20x scan)
+    score:int,            # HER2 score as an index into `HER2_SCORES` (0 for '0' ... 3 for '3+')
+    side:int,             # canvas side in pixels
     rng:np.random.Generator,
-)->tuple:        # (H&E amounts, IHC amounts, facts of the whole canvas, labels); amounts are (side, side, 3) H/E/DAB
+    mpp:float=DEMO_MPP,   # microns per pixel: every size is drawn in micrometres
+)->tuple:                 # (H&E amounts, IHC amounts, facts of the whole canvas, labels); amounts are (side, side, 3) H/E/DAB
     "One patch of breast tissue, as the stain amounts an H&E section and an IHC-HER2 section of it would take up."
+    if not 0.05 <= mpp <= 5: raise ValueError(f"mpp must be from 0.05 to 5 microns per pixel, got {mpp!r}")
     look = {k: v[score] for k, v in HER2_LOOK.items()}
-    shape = (side, side)
+    px = 1.0 / mpp                                   # pixels per micron
+    shape = (side, side); npx = side * side
     yy, xx = np.mgrid[0:side, 0:side]
     pix = np.stack([yy.ravel(), xx.ravel()], 1).astype(np.float64)
-    npx = side * side
-
-    # glass / tissue, and tumour nests inside the tissue
+    r_lym = LYMPHOCYTE_UM / 2 * px
+    d = 2 * (look['nuc_ratio'] * r_lym + CYTOPLASM_UM * px)     # tumour cell diameter, pixels
+    # glass and tissue
     n_tis = _noise(rng, shape, side / 5)
-    tissue = (n_tis > np.quantile(n_tis, rng.uniform(0.0, 0.12))).ravel()
-    n_tum = _noise(rng, shape, 12).ravel()
-    tumour = tissue & (n_tum > np.quantile(n_tum[tissue], 1 - look['tumour']))
-
-    # tumour cells: centres on a jittered grid inside the nests, a Voronoi cell each
-    sp = look['spacing']
-    c = _jittered_grid(rng, side, sp)
+    tissue = n_tis > np.quantile(n_tis, rng.uniform(0.0, 0.12))
+    # glands (tubules) and solid nests
+    gc, gR = _glands(rng, tissue, look['tumour'] * look['tubules'], d)
+    annulus = np.zeros(shape, bool); lumen = np.zeros(shape, bool); gland_id = np.full(shape, -1)
+    centres = [np.zeros((0, 2))]
+    for k, (c, R) in enumerate(zip(gc, gR)):
+        r = np.hypot(yy - c[0], xx - c[1])
+        annulus |= (r <= R) & (r >= R - d); lumen |= r < R - d
+        rc = R - d / 2; m = max(5, int(round(2 * math.pi * rc / (0.95 * d))))
+        t = rng.uniform(0, 2 * math.pi) + 2 * math.pi * np.arange(m) / m + rng.normal(0, 0.04, m)
+        centres.append(np.stack([c[0] + rc * np.sin(t), c[1] + rc * np.cos(t)], 1))
+    annulus &= tissue; lumen &= tissue
+    free = tissue & ~ndimage.binary_dilation(annulus | lumen, iterations=max(1, int(0.6 * d)))
+    n_tum = _noise(rng, shape, 2.2 * d)
+    solid_share = look['tumour'] * (1 - look['tubules']) * tissue.sum() / max(free.sum(), 1)
+    solid = free & (n_tum > np.quantile(n_tum[free], 1 - min(solid_share, 0.95))) if free.any() and solid_share > 0 else np.zeros(shape, bool)
+    g = _jittered_grid(rng, side, d, jitter=0.25)
+    gi = np.clip(np.round(g).astype(int), 0, side - 1)
+    centres.append(g[solid[gi[:, 0], gi[:, 1]]])
+    c = np.concatenate(centres)
     ci = np.clip(np.round(c).astype(int), 0, side - 1)
-    c = c[tumour.reshape(shape)[ci[:, 0], ci[:, 1]]]
+    c = c[(0 <= c).all(1) & (c < side).all(1) & tissue[ci[:, 0], ci[:, 1]]]
+    tumour = (annulus | solid).ravel()
     n = len(c)
-    cell = np.zeros(npx, bool); membrane = np.zeros(npx, bool); nucleus = np.zeros(npx, bool)
-    nuc_h = np.zeros(npx); mem_dab = np.zeros(npx); cyto_dab = np.zeros(npx)
-    r_nuc, cell_id = np.zeros(0), np.full(npx, -1)
-    if n > 0:
-        r_cell = 0.62 * sp
-        r_nuc = np.minimum(look['r_nuc'] * rng.lognormal(0, look['pleo'], n), 0.8 * r_cell)
-        ecc, ang = rng.uniform(0, 0.3, n), rng.uniform(0, np.pi, n)
-        dab = look['dab'] * rng.uniform(0.7, 1.3, n) * (rng.random(n) < look['stained'])
-        arc0, arc = rng.uniform(0, 2 * np.pi, n), np.clip(look['complete'] + rng.normal(0, 0.08, n), 0.1, 1.0)
-        d, j = cKDTree(c).query(pix, k=2, workers=1)     # with a single cell the second neighbour is at inf
-        d1, d2, j1 = d[:, 0], np.minimum(d[:, 1], 1e9), j[:, 0]
-        off = pix - c[j1]
-        cell = d1 < r_cell
-        cell_id = np.where(cell, j1, -1)
-        membrane = cell & ((d2 - d1 < look['width']) | (d1 > r_cell - look['width']))
-        nd = _ellipse_dist(off, ang[j1], r_nuc[j1] * (1 + ecc[j1]), r_nuc[j1] * (1 - ecc[j1]))
-        nucleus = cell & (nd < 1)
-        chromatin = ndimage.gaussian_filter(rng.standard_normal(shape), 0.8).ravel()
-        nuc_h = 0.72 + 0.9 * chromatin + 0.18 * (nd > 0.75)      # darker rim, grainy chromatin
+    # each tumour cell's class: the score's own, a minority one below it in clusters (at 0: a few faint cells, anywhere)
+    cls = np.full(n, score)
+    if n:
+        if score == 0: cls[rng.random(n) < look['minor']] = 1
+        else:
+            ci = np.clip(np.round(c).astype(int), 0, side - 1)
+            field = _noise(rng, shape, 3 * d)[ci[:, 0], ci[:, 1]]
+            cls[field < np.quantile(field, look['minor'] * rng.uniform(0.6, 1.4))] = score - 1
+    grade = np.where(cls > score, score, cls)    # H&E grade of each cell: its class, but 0 for faint cells of a 0 tile
+    cell = np.zeros(npx, bool); nucleus = np.zeros(npx, bool); membrane = np.zeros(npx, bool)
+    nuc_h = np.zeros(npx); nuc_e = np.zeros(npx); mem_dab = np.zeros(npx); cyto_dab = np.zeros(npx)
+    cell_id = np.full(npx, -1); r_nuc = np.zeros(0); band = np.zeros(npx); stained = np.zeros(npx, bool)
+    if n:
+        gl = lambda key: np.asarray(HER2_LOOK[key])[grade]
+        r_cell = 0.62 * d
+        r_nuc = gl('nuc_ratio') * r_lym * rng.lognormal(0, gl('pleo'), n)
+        r_nuc = np.minimum(r_nuc, r_cell - 1.5 * px)
+        ecc, ang = rng.uniform(0, 0.12 + 0.6 * gl('pleo'), n), rng.uniform(0, np.pi, n)
+        dd, j = cKDTree(c).query(pix, k=1, workers=1)
+        off = pix - c[j]
+        cell = (dd < r_cell) & tumour
+        cell_id = np.where(cell, j, -1)
+        lab = cell_id.reshape(shape)
+        edge = np.zeros(shape, bool)
+        for ax in (0, 1):
+            for s in (1, -1):
+                edge |= lab != np.roll(lab, s, ax)
+        edge &= lab >= 0
+        band = np.where(cell, np.clip(MEMBRANE_UM / 2 * px - ndimage.distance_transform_edt(~edge).ravel(), 0, 1), 0)   # share of each pixel in the membrane
+        membrane = band > 0.5
+        nd = _ellipse_dist(off, ang[j], r_nuc[j] * (1 + ecc[j]), r_nuc[j] * (1 - ecc[j]))
+        nucleus = cell & (nd < 1) & ~membrane
+        ves = gl('vesicular')[j]
+        chromatin = ndimage.gaussian_filter(rng.standard_normal(shape), 0.5 * px).ravel()
+        nuc_h = (0.85 * (1 - 0.5 * ves * (nd < 0.7)) + (0.35 + 0.5 * ves) * (nd > 0.72)
+                 + (0.25 + 0.6 * ves) * chromatin)                        # vesicular: pale centre, dark rim, coarse chromatin
+        has_nucleolus = rng.random(n) < gl('nucleoli')
+        noff = rng.uniform(-0.3, 0.3, (n, 2)) * r_nuc[:, None]
+        nucleolus = nucleus & has_nucleolus[j] & (np.hypot(*(off - noff[j]).T) < max(0.8, 1.0 * px))
+        nuc_h = nuc_h + 0.8 * nucleolus; nuc_e = 0.12 + 0.35 * nucleolus
+        lo, hi = np.asarray([m[0] for m in MEMBRANE_CLASSES])[cls].T
+        alo, ahi = np.asarray([m[1] for m in MEMBRANE_CLASSES])[cls].T
+        dab = rng.uniform(lo, hi)
+        arc0, arc = rng.uniform(0, 2 * np.pi, n), rng.uniform(alo, ahi)
         theta = np.arctan2(off[:, 0], off[:, 1])
-        in_arc = np.mod(theta - arc0[j1], 2 * np.pi) < 2 * np.pi * arc[j1]
-        mem_dab = np.where(membrane & in_arc, dab[j1], 0.0)
-        cyto_dab = np.where(cell & ~nucleus, 0.12 * dab[j1], 0.0)
-
-    # stroma: collagen fibres with spindle fibroblasts and round lymphocytes
-    stroma = tissue & ~cell
-    fib = ndimage.gaussian_filter(rng.standard_normal(shape), (0.8, 6.0))
-    fib = (fib / (fib.std() + 1e-8))
+        in_arc = np.mod(theta - arc0[j], 2 * np.pi) < 2 * np.pi * arc[j]
+        mem_dab = np.where(in_arc, band * dab[j], 0.0)
+        stained = (band >= 1) & in_arc & (dab[j] > 0)    # the core of a stained arc, wholly inside its band
+        cyto_dab = np.where(cell & ~nucleus, 0.10 * dab[j], 0.0)
+    # stroma: collagen fibres with spindle fibroblasts and round lymphocytes (the size reference)
+    stroma = tissue.ravel() & ~cell & ~lumen.ravel()     # (gaps between the cells of a nest too)
+    fib = ndimage.gaussian_filter(rng.standard_normal(shape), (0.8 * px, 6.0 * px))
     vertical = rng.random() < 0.5
     if vertical: fib = fib.T
-    fib = fib.ravel()
-    s = _jittered_grid(rng, side, 20.0, jitter=0.45)
+    fib = (fib / (fib.std() + 1e-8)).ravel()
+    room = ndimage.binary_erosion((stroma & ~tumour).reshape(shape), iterations=max(1, int(r_lym)))
+    s = _jittered_grid(rng, side, 20.0 * px, jitter=0.45)
     si = np.clip(np.round(s).astype(int), 0, side - 1)
-    s = s[stroma.reshape(shape)[si[:, 0], si[:, 1]]]
-    s_nuc = np.zeros(npx, bool); s_h = np.zeros(npx)
-    if len(s) > 0:
+    kind = rng.random(len(s))                        # a lymphocyte (40 %), a fibroblast (35 %) or neither at each point
+    s, kind = s[room[si[:, 0], si[:, 1]] & (kind < 0.75)], kind[room[si[:, 0], si[:, 1]] & (kind < 0.75)]
+    s_nuc = np.zeros(npx, bool); s_h = np.zeros(npx); lymph_px = np.zeros(npx, bool)
+    if len(s):
         m = len(s)
-        lymph = rng.random(m) < 0.3
-        a = np.where(lymph, 2.6, rng.uniform(4.0, 6.5, m)); b = np.where(lymph, 2.6, rng.uniform(1.3, 2.0, m))
-        ang = (np.pi / 2 if vertical else 0.0) + rng.normal(0, 0.25, m)
+        lymph = kind < 0.4
+        a = np.where(lymph, r_lym * rng.uniform(0.93, 1.07, m), FIBROBLAST_UM[0] / 2 * px * rng.uniform(0.8, 1.2, m))
+        b = np.where(lymph, a * rng.uniform(0.92, 1.0, m), FIBROBLAST_UM[1] / 2 * px * rng.uniform(0.85, 1.15, m))
+        ang = np.where(lymph, rng.uniform(0, np.pi, m), (np.pi / 2 if vertical else 0.0) + rng.normal(0, 0.25, m))
         _, sj = cKDTree(s).query(pix, k=1, workers=1)
         s_nuc = stroma & (_ellipse_dist(pix - s[sj], ang[sj], a[sj], b[sj]) < 1)
-        s_h = np.where(lymph[sj], 1.15, 0.95)
-
+        lymph_px = s_nuc & lymph[sj]
+        s_h = np.where(lymph[sj], 1.25, 0.95)
     cyto = cell & ~nucleus
-    thick = 1 + 0.1 * _noise(rng, shape, 30).ravel()
+    lum = lumen.ravel()
+    thick = 1 + 0.1 * _noise(rng, shape, 30 * px).ravel()
     he = np.zeros((npx, 3)); ihc = np.zeros((npx, 3))
-    he[:, 0] = np.where(nucleus, nuc_h, 0) + np.where(s_nuc, s_h, 0) + 0.07 * cyto + 0.03 * (stroma & ~s_nuc)
-    he[:, 1] = (np.where(cyto, 0.24, 0) + 0.06 * membrane + 0.12 * nucleus
-                + np.where(stroma & ~s_nuc, 0.30 + 0.10 * np.clip(fib, -1.5, 2.5), 0) + 0.1 * s_nuc)
+    he[:, 0] = np.where(nucleus, nuc_h, 0) + np.where(s_nuc, s_h, 0) + 0.10 * cyto + 0.04 * band + 0.03 * (stroma & ~s_nuc)
+    he[:, 1] = (np.where(cyto, 0.20, 0) + 0.15 * band + np.where(nucleus, nuc_e, 0) + 0.05 * lum
+                + np.where(stroma & ~s_nuc, 0.42 + 0.12 * np.clip(fib, -1.5, 2.5), 0) + 0.1 * s_nuc)
     ihc[:, 0] = 0.6 * he[:, 0] * (nucleus | s_nuc) + 0.04 * cyto + np.where(stroma, 0.04 + 0.015 * np.clip(fib, -1.5, 2.5), 0)
-    ihc[:, 2] = mem_dab + cyto_dab + 0.015 * tissue
-    he *= (thick * tissue)[:, None]; ihc *= (thick * tissue)[:, None]
-    he, ihc = (ndimage.gaussian_filter(x.reshape(side, side, 3), (0.6, 0.6, 0)) for x in (he, ihc))
-    facts = dict(n_tumour_cells=n, tumour_fraction=float(tumour.mean()),
-                 mean_nuclear_radius=float(r_nuc.mean()) if n else 0.0)
-    labels = dict(cell=cell_id.reshape(shape), membrane=membrane.reshape(shape), nucleus=nucleus.reshape(shape))
+    ihc[:, 2] = mem_dab + cyto_dab + 0.015 * (tissue.ravel() & ~lum)
+    t = (thick * tissue.ravel())[:, None]
+    he *= t; ihc *= t
+    blur = 0.6 * max(1.0, px)
+    he, ihc = (ndimage.gaussian_filter(x.reshape(side, side, 3), (blur, blur, 0)) for x in (he, ihc))
+    facts = dict(n_tumour_cells=n, tumour_fraction=float(tumour.mean()), mean_nuclear_radius=float(r_nuc.mean()) if n else 0.0,
+                 mpp=float(mpp), lymphocyte_radius=float(r_lym), nuclear_ratio=float(r_nuc.mean() / r_lym) if n else 0.0,
+                 tubule_share=float(annulus.sum() / max(tumour.sum(), 1)),
+                 **{f'cells_{k}': float((cls == i).mean()) if n else 0.0 for i, k in enumerate(('0', '1plus', '2plus', '3plus'))})
+    labels = dict(cell=cell_id.reshape(shape), membrane=membrane.reshape(shape), nucleus=nucleus.reshape(shape),
+                  stained=stained.reshape(shape),
+                  lymphocyte=lymph_px.reshape(shape), cell_class=cls)
     return np.clip(he, 0, None), np.clip(ihc, 0, None), facts, labels
+
 
 # %% ../nbs/04_synthetic.ipynb #eef5de27
 def synth_pair(
@@ -159,6 +236,7 @@ def synth_pair(
     max_shift:float=6.0,     # largest shift of the IHC section along each axis, pixels
     max_rotation:float=2.0,  # largest rotation of the IHC section, degrees
     max_warp:float=3.0,      # largest displacement of the smooth elastic warp, pixels
+    mpp:float=DEMO_MPP,      # microns per pixel the tissue is drawn at
 )->tuple:                    # (H&E uint8 (size, size, 3), IHC uint8 (size, size, 3), facts dict)
     "A synthetic H&E tile and the IHC-HER2 tile of the adjacent section, misaligned within the given bounds."
     if score not in range(4): raise ValueError(f"score must be 0, 1, 2 or 3 (for {', '.join(HER2_SCORES)}), got {score!r}")
@@ -166,7 +244,7 @@ def synth_pair(
     rng = np.random.default_rng(seed)
     margin = int(math.ceil(max_shift + max_warp + size * math.sin(math.radians(max_rotation)) * 0.75)) + 2
     side = size + 2 * margin
-    he_c, ihc_c, facts, _ = tissue_scene(score, side, rng)
+    he_c, ihc_c, facts, _ = tissue_scene(score, side, rng, mpp)
     dy, dx = rng.uniform(-max_shift, max_shift, 2) if max_shift > 0 else (0.0, 0.0)
     rot = rng.uniform(-max_rotation, max_rotation) if max_rotation > 0 else 0.0
     warp = 0.0
@@ -195,8 +273,8 @@ def synth_pair(
 # %% ../nbs/04_synthetic.ipynb #25b17202
 _DEMO_DIRS = {'mist': {'train': ('trainA', 'trainB'), 'val': ('valA', 'valB')},
               'bci':  {'train': ('HE/train', 'IHC/train'), 'test': ('HE/test', 'IHC/test')}}
-MANIFEST_FIELDS = ('split', 'name', 'score', 'shift_y', 'shift_x', 'rotation', 'warp',
-                   'n_tumour_cells', 'tumour_fraction', 'mean_nuclear_radius')
+MANIFEST_FIELDS = ('split', 'name', 'score', 'mpp', 'shift_y', 'shift_x', 'rotation', 'warp', 'n_tumour_cells', 'tumour_fraction',
+                   'mean_nuclear_radius', 'lymphocyte_radius', 'nuclear_ratio', 'tubule_share', 'cells_0', 'cells_1plus', 'cells_2plus', 'cells_3plus')
 
 def save_png(
     a:np.ndarray,   # uint8 image
@@ -264,11 +342,11 @@ def _prepare(path):
     path.mkdir(parents=True, exist_ok=True)
     return path
 
-def _write_pair(job, path, size, seed, bounds):
+def _write_pair(job, path, size, seed, bounds, mpp):
     "Draw and write one pair of the demo dataset; its manifest row."
     split, split_no, (d_he, d_ihc), i = job
     score = i % 4
-    he, ihc, facts = synth_pair(score, size, seed=(seed, split_no, i), **bounds)
+    he, ihc, facts = synth_pair(score, size, seed=(seed, split_no, i), mpp=mpp, **bounds)
     name = f"{i:05d}_{split}_{HER2_SCORES[score]}"
     save_png(he, path/d_he/f'{name}.png'); save_png(ihc, path/d_ihc/f'{name}.png')
     return dict(split=split, name=name, **{k: facts[k] for k in MANIFEST_FIELDS[2:]})
@@ -290,6 +368,7 @@ def make_demo_dataset(
     max_shift:float=6.0,     # misalignment bounds of an adjacent IHC section, as in `synth_pair`
     max_rotation:float=2.0,
     max_warp:float=3.0,
+    mpp:float=DEMO_MPP,      # microns per pixel the tissue is drawn at (written in the manifest)
     n_workers:int=None,      # processes drawing pairs; None: one per CPU (at most 8) where processes fork, else 0 (this process)
     progress:bool=True,      # show a progress bar
 )->Path:                     # the dataset folder
@@ -301,6 +380,7 @@ def make_demo_dataset(
     if min(n_train, n_val) < 0: raise ValueError("n_train and n_val must be >= 0")
     if section not in ('adjacent', 'same'): raise ValueError(f"section must be 'adjacent' or 'same', got {section!r}")
     if section == 'same': max_shift = max_rotation = max_warp = 0.0
+    if not 0.05 <= mpp <= 5: raise ValueError(f"mpp must be from 0.05 to 5 microns per pixel, got {mpp!r}")
     path = _prepare(path)
     _write_mark(path)           # the mark first: a run interrupted from here on can simply be run again
     _write_manifest(path, [])
@@ -313,7 +393,7 @@ def make_demo_dataset(
     # forked workers only: a spawned worker would re-run the caller's script, and with it this function
     fork = 'fork' in multiprocessing.get_all_start_methods()
     if n_workers is None: n_workers = min(8, num_cpus(), len(jobs)) if fork else 0
-    rows = parallel(_write_pair, jobs, path=path, size=size, seed=seed, bounds=bounds, n_workers=n_workers,
+    rows = parallel(_write_pair, jobs, path=path, size=size, seed=seed, bounds=bounds, mpp=mpp, n_workers=n_workers,
                     method='fork' if fork and n_workers > 0 else None, progress=progress and bool(jobs))
     _write_manifest(path, list(rows))
     _write_mark(path, {f.relative_to(path).as_posix(): _sha256(f) for f in sorted(path.rglob('*'))
@@ -331,7 +411,7 @@ def read_manifest(
 def synthetic_slide(
     path,                   # .tif file to write
     height:int=700, width:int=600,
-    mpp:float=0.5,          # microns per pixel written to the file
+    mpp:float=0.5,          # microns per pixel: the tissue is drawn at it and it is written to the file
     seed:int=0,
     tissue:float=0.6,       # fraction of the width covered by tissue (left part); glass on the right
     score:int=2,            # HER2 score of the synthetic tissue (0..3)
@@ -341,7 +421,7 @@ def synthetic_slide(
     from he2ihc.wsi import write_pyramidal_tiff   # (here, not at the top: importing this module loads no slide writer)
     rng = np.random.default_rng(seed)
     side = max(height, width)
-    he, _, _ = synth_pair(score, size=side, seed=seed, max_shift=0, max_rotation=0, max_warp=0)
+    he, _, _ = synth_pair(score, size=side, seed=seed, max_shift=0, max_rotation=0, max_warp=0, mpp=mpp)
     glass = np.clip(rng.normal([238, 236, 240], 2.0, (height, width, 3)), 0, 255).astype(np.uint8)
     yy, xx = np.mgrid[0:height, 0:width]
     edge = tissue * width + 0.06 * width * np.sin(yy / height * 2 * np.pi)     # a wavy tissue border
