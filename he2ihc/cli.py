@@ -456,7 +456,7 @@ def build_parser()->argparse.ArgumentParser:
     d.add_argument('--section', choices=('same', 'adjacent'), default='same',
                    help="when OUT/data is made: IHC of the same section restained, aligned (default), or of the adjacent section, misaligned")
     d.add_argument('--epochs', type=int, default=None, help="epochs at the initial learning rate (default: the demo's schedule for the method: "
-                   "every method gets about 1,536 iterations)")
+                   "every method gets about 4,096 iterations)")
     d.add_argument('--decay', type=int, default=None, help="epochs of linear decay (default: the demo's schedule for the method)")
     d.add_argument('--resume', action='store_true', help="continue an interrupted demo from OUT/checkpoint.pt")
     d.add_argument('--seed', type=int, default=0, help="random seed (default 0)")

@@ -23,7 +23,7 @@ __all__ = ['DEMO_SIZING', 'DEMO_ITERATIONS', 'DEMO_ACCEPTANCE', 'DEMO_MARGIN', '
 
 # %% ../nbs/18_demo.ipynb #5342465a
 DEMO_SIZING = dict(ngf=16, crop_size=96, d_layers=3)  # what any method gets in the demo: a CPU-sized generator, crops and discriminator
-DEMO_ITERATIONS = 1536                               # training iterations of the demo, whatever a method's views per epoch
+DEMO_ITERATIONS = 4096                               # training iterations of the demo, whatever a method's views per epoch
 DEMO_ACCEPTANCE = dict(HER2_kappa=0.6, Membrane_MAE=0.15)   # a translating model: kappa at least, membrane MAE at most, this
 DEMO_MARGIN = dict(HER2_kappa=0.1, Membrane_MAE=0.05)       # ... and ahead of the untrained generator and the identity by this
 LOWER_IS_BETTER = ('Membrane_MAE', 'DAB_p90_MAE')
