@@ -113,9 +113,9 @@ def tissue_scene(
     tissue = n_tis > np.quantile(n_tis, rng.uniform(0.0, 0.12))
     # glands (tubules) and solid nests
     gc, gR = _glands(rng, tissue, look['tumour'] * look['tubules'], d)
-    annulus = np.zeros(shape, bool); lumen = np.zeros(shape, bool); gland_id = np.full(shape, -1)
+    annulus = np.zeros(shape, bool); lumen = np.zeros(shape, bool)
     centres = [np.zeros((0, 2))]
-    for k, (c, R) in enumerate(zip(gc, gR)):
+    for c, R in zip(gc, gR):
         r = np.hypot(yy - c[0], xx - c[1])
         annulus |= (r <= R) & (r >= R - d); lumen |= r < R - d
         rc = R - d / 2; m = max(5, int(round(2 * math.pi * rc / (0.95 * d))))
@@ -216,7 +216,7 @@ def tissue_scene(
     ihc[:, 2] = mem_dab + cyto_dab + 0.015 * (tissue.ravel() & ~lum)
     t = (thick * tissue.ravel())[:, None]
     he *= t; ihc *= t
-    blur = 0.6 * max(1.0, px)
+    blur = 0.6 * max(1.0, px)                       # the optics: 0.6 um, and at least 0.6 pixel
     he, ihc = (ndimage.gaussian_filter(x.reshape(side, side, 3), (blur, blur, 0)) for x in (he, ihc))
     facts = dict(n_tumour_cells=n, tumour_fraction=float(tumour.mean()), mean_nuclear_radius=float(r_nuc.mean()) if n else 0.0,
                  mpp=float(mpp), lymphocyte_radius=float(r_lym), nuclear_ratio=float(r_nuc.mean() / r_lym) if n else 0.0,
