@@ -116,8 +116,9 @@ def tissue_scene(
     annulus = np.zeros(shape, bool); lumen = np.zeros(shape, bool)
     centres = [np.zeros((0, 2))]
     for c, R in zip(gc, gR):
-        r = np.hypot(yy - c[0], xx - c[1])
-        annulus |= (r <= R) & (r >= R - d); lumen |= r < R - d
+        box = tuple(slice(max(0, int(c[k] - R) - 1), min(side, int(c[k] + R) + 2)) for k in (0, 1))   # the gland's square alone
+        r = np.hypot(yy[box] - c[0], xx[box] - c[1])
+        annulus[box] |= (r <= R) & (r >= R - d); lumen[box] |= r < R - d
         rc = R - d / 2; m = max(5, int(round(2 * math.pi * rc / (0.95 * d))))
         t = rng.uniform(0, 2 * math.pi) + 2 * math.pi * np.arange(m) / m + rng.normal(0, 0.04, m)
         centres.append(np.stack([c[0] + rc * np.sin(t), c[1] + rc * np.cos(t)], 1))
