@@ -198,9 +198,10 @@ def _translate_slide(a):
     if a.her2:
         from he2ihc.slides import score_slide, write_slide_scores
         s = score_slide(r.path, he=a.slide, region=a.her2_region, progress=_progress(a))
-        png, table = write_slide_scores(s, r.path)
+        png, table, qupath = write_slide_scores(s, r.path)
         share = ', '.join(f"{k} {s.summary[k]:.0%}" for k in ('0', '1+', '2+', '3+')) if s.summary['regions'] else 'no region scored'
-        print(f"HER2 map: {png} and {table}; {s.summary['regions']} regions scored; share of scored cells: {share}")
+        print(f"HER2 map: {png}, {table} and {qupath} (QuPath: File > Import objects from file); {s.summary['regions']} regions scored; "
+              f"share of scored cells: {share}; the slide by the ASCO/CAP rule over its cells: {s.score or 'not scored'}")
     return 0
 
 def _translate_slides(a):
@@ -556,19 +557,19 @@ def build_parser()->argparse.ArgumentParser:
                     help=_GENERATOR_HELP)
     _method_checked(ts)
     _slide_options(ts)
-    ts.add_argument('--overwrite', action='store_true', help="replace OUT if it exists (and OUT.her2.png, OUT.her2.csv)")
+    ts.add_argument('--overwrite', action='store_true', help="replace OUT if it exists (and OUT.her2.png, OUT.her2.csv, OUT.her2.geojson)")
     _device(ts)
     ts.add_argument('--restart', action='store_true', help="discard the progress of an interrupted run of OUT instead of continuing it")
     ts.add_argument('--threads', type=_int_in(1), default=None,
                     help=f"CPU threads reading windows and writing the pyramid and its JPEG tiles (default: the cores, {default_threads()} here); "
                          "the file written is the same for any number")
-    ts.add_argument('--her2', action='store_true', help="also score HER2 over the virtual slide: OUT.her2.png (the viewer's overlay) and OUT.her2.csv")
+    ts.add_argument('--her2', action='store_true', help="also score HER2 over the virtual slide: OUT.her2.png (the viewer's overlay), OUT.her2.csv and OUT.her2.geojson (QuPath's objects)")
     _quiet(ts)
     ts.set_defaults(func=_translate_slide)
 
     tss = sub.add_parser('translate-slides', help="translate a folder (or CSV manifest) of slides on a Dask cluster, with HER2 maps and a report",
                          description="Translate every slide of IN (a folder of slides, or a CSV with a 'slide' column and an optional "
-                                     "'output' column) into OUT_DIR/NAME.tif, with its HER2 map (NAME.her2.png, NAME.her2.csv) and a "
+                                     "'output' column) into OUT_DIR/NAME.tif, with its HER2 map (NAME.her2.png, NAME.her2.csv, NAME.her2.geojson) and a "
                                      "line in OUT_DIR/translate-slides.csv. Slides this generator already wrote with these settings are skipped "
                                      "(only scored, when their HER2 map is missing; others are refused without --overwrite); interrupted ones "
                                      "continue from their finished bands; a slide that fails is reported and the others go on. Runs "

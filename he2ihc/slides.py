@@ -4,7 +4,7 @@
 
 # %% ../nbs/26_slides.ipynb #d3589c88
 from __future__ import annotations
-import csv, math, os, time, warnings
+import csv, json, math, os, time, uuid, warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -19,13 +19,13 @@ from .runtime import as_generator, check_precision, check_batch_size, generator_
 from .tiling import check_tiling
 from .wsi import open_slide, slide_thumbnail, tissue_mask, mask_box, check_quality, region_rgb, read_slide_key, check_slide_output
 from .inference import translate_slide, slide_key, check_model_mpp
-from .her2 import score_ihc
+from .her2 import score_ihc, tile_score, CELL_CLASSES, COMPLETE_FRACTION
 from .her2 import her2_map_path, write_her2_map
 
 # %% auto #0
-__all__ = ['SLIDE_SUFFIXES', 'REPORT_NAME', 'REPORT_FIELDS', 'KEYED_SETTINGS', 'MAP_WRITTEN', 'list_slides', 'SlideScores',
-           'score_slide', 'write_slide_scores', 'worker_generator', 'worker_device', 'her2_files', 'translate_one',
-           'SlidesReport', 'local_cluster', 'translate_slides']
+__all__ = ['SLIDE_SUFFIXES', 'REPORT_NAME', 'REGION_FIELDS', 'REPORT_FIELDS', 'KEYED_SETTINGS', 'MAP_WRITTEN', 'list_slides',
+           'SlideScores', 'score_slide', 'slide_geojson', 'write_slide_scores', 'worker_generator', 'worker_device',
+           'her2_files', 'translate_one', 'SlidesReport', 'local_cluster', 'translate_slides']
 
 # %% ../nbs/26_slides.ipynb #0812dd8a
 SLIDE_SUFFIXES = ('.svs', '.tif', '.tiff', '.ndpi', '.vms', '.vmu', '.scn', '.mrxs', '.svslide', '.bif', '.czi')  # whole-slide files OpenSlide opens
@@ -104,7 +104,7 @@ def list_slides(
 class SlideScores:
     "The HER2 scores of a virtual slide's regions."
     scores:np.ndarray        # (rows, cols) int8: score index 0..3 (0, 1+, 2+, 3+), -1 where not scored
-    regions:list             # one dict per scored region: x, y, width, height (level-0 pixels), score, n_cells, dab_p90
+    regions:list             # one dict per scored region (`REGION_FIELDS`): where it is (level-0 pixels), its score, and what it was read from
     size:tuple               # (width, height) of the slide
     @property
     def summary(self)->dict:
@@ -113,7 +113,19 @@ class SlideScores:
         for r in self.regions: n[HER2_SCORES.index(r['score'])] += r['n_cells']
         share = n / n.sum() if n.sum() else np.full(4, np.nan)
         return {s: float(v) for s, v in zip(HER2_SCORES, share)} | dict(regions=len(self.regions))
+    @property
+    def cell_counts(self)->np.ndarray:
+        "(4,) int: the scored cells of the whole slide in each staining class of `CELL_CLASSES` (negative .. intense complete)."
+        return np.array([sum(r[f'cells_{k}'] for r in self.regions) for k in HER2_SCORES], dtype=np.int64)
+    @property
+    def score(self)->str|None:
+        "The slide's HER2 score by the ASCO/CAP rule over all its scored cells (not the commonest region score); None if nothing was scored."
+        n = self.cell_counts
+        if not n.sum(): return None
+        f = n / n.sum()
+        return tile_score(f[1:].sum(), f[2:].sum(), f[3])
 
+REGION_FIELDS = ('x', 'y', 'width', 'height', 'score', 'n_cells', 'cells_0', 'cells_1+', 'cells_2+', 'cells_3+', 'complete', 'membrane_dab', 'dab_p90')
 def _edges(n:int, k:int)->list: return [round(i * n / k) for i in range(k + 1)]
 
 def score_slide(
@@ -148,20 +160,59 @@ def score_slide(
             r = score_ihc(region_rgb(v.read_region((x0, y0), 0, (x1 - x0, y1 - y0))))
             if r.n_cells < min_cells: continue
             scores[i, j] = HER2_SCORES.index(r.score)
-            rows.append(dict(x=x0, y=y0, width=x1 - x0, height=y1 - y0, score=r.score, n_cells=r.n_cells, dab_p90=round(r.dab_p90, 4)))
+            counts = np.bincount(r.cell_class, minlength=4)
+            peaks = r.sector_peaks[np.isfinite(r.sector_peaks)]
+            rows.append(dict(x=x0, y=y0, width=x1 - x0, height=y1 - y0, score=r.score, n_cells=r.n_cells,
+                             **{f'cells_{k}': int(c) for k, c in zip(HER2_SCORES, counts)},
+                             complete=round(float((r.completeness >= COMPLETE_FRACTION).mean()), 4),
+                             membrane_dab=round(float(peaks.mean()) if peaks.size else 0.0, 4), dab_p90=round(r.dab_p90, 4)))
     finally: v.close()
     return SlideScores(scores, rows, (W, H))
 
+def _qupath_counts(counts)->dict:
+    "QuPath's names for cell counts by class, their percentages and the H-score (as its positive cell detection writes them)."
+    n = np.asarray(counts, np.float64); t = max(n.sum(), 1)
+    pct = 100 * n / t
+    return {'Num cells': float(n.sum()), 'Num Negative': float(n[0]), 'Num 1+': float(n[1]), 'Num 2+': float(n[2]), 'Num 3+': float(n[3]),
+            'Positive %': float(pct[1:].sum()), '1+ %': float(pct[1]), '2+ %': float(pct[2]), '3+ %': float(pct[3]),
+            'H-score': float(pct[1] + 2 * pct[2] + 3 * pct[3])}
+
+def slide_geojson(
+    s:SlideScores,
+    name:str='virtual slide',   # the slide's name: the slide annotation's, and the seed of the features' stable ids
+)->dict:                        # a GeoJSON FeatureCollection QuPath imports (File > Import objects from file)
+    "The regions of `s` as QuPath tiles classified 'HER2 0' .. 'HER2 3+' with their measurements, under one annotation of the slide's score."
+    from he2ihc.viewer import HER2_COLOURS
+    cls = lambda i: {'name': f'HER2 {HER2_SCORES[i]}', 'color': list(HER2_COLOURS[i])}
+    uid = lambda key: str(uuid.uuid5(uuid.NAMESPACE_URL, f'he2ihc:{name}:{key}'))   # (the same region of the same slide keeps its id)
+    box = lambda x, y, w, h: {'type': 'Polygon', 'coordinates': [[[x, y], [x + w, y], [x + w, y + h], [x, y + h], [x, y]]]}
+    feats = []
+    for r in s.regions:
+        m = {'HER2 score': float(HER2_SCORES.index(r['score']))} | _qupath_counts([r[f'cells_{k}'] for k in HER2_SCORES]) | {
+             'Complete membrane %': 100 * float(r['complete']), 'Membrane DAB OD mean': float(r['membrane_dab']), 'DAB OD p90': float(r['dab_p90'])}
+        feats.append({'type': 'Feature', 'id': uid(f"{r['x']},{r['y']},{r['width']},{r['height']}"),
+                      'geometry': box(r['x'], r['y'], r['width'], r['height']),
+                      'properties': {'objectType': 'tile', 'classification': cls(HER2_SCORES.index(r['score'])), 'measurements': m}})
+    W, H = s.size
+    whole = {'objectType': 'annotation', 'name': f'{name}: virtual HER2 (he2ihc, research use only)', 'isLocked': True}
+    if s.score is not None: whole |= {'classification': cls(HER2_SCORES.index(s.score))}   # (no score, no class: nothing was scored)
+    whole['measurements'] = ({'HER2 score': float(HER2_SCORES.index(s.score))} if s.score else {}) | _qupath_counts(s.cell_counts) | {
+                            'Regions scored': float(len(s.regions))}
+    return {'type': 'FeatureCollection', 'features': [{'type': 'Feature', 'id': uid('slide'), 'geometry': box(0, 0, W, H), 'properties': whole}] + feats}
+
 def write_slide_scores(
     s:SlideScores,
-    virtual,           # the virtual slide they were scored on: NAME.her2.png and NAME.her2.csv go beside it
-)->tuple:              # (map path, CSV path)
-    "Write the HER2 map (`he2ihc.viewer`'s format) and the CSV of region scores beside a virtual slide."
+    virtual,           # the virtual slide they were scored on: NAME.her2.png, NAME.her2.csv and NAME.her2.geojson go beside it
+)->tuple:              # (map path, CSV path, GeoJSON path)
+    "Write the HER2 map (`he2ihc.viewer`'s format), the CSV of region scores and the regions as QuPath GeoJSON beside a virtual slide."
     png = write_her2_map(her2_map_path(virtual), s.scores)
     path = png.with_suffix('.csv')
     with atomic_write(path) as tmp, open(tmp, 'w', newline='') as f:
-        w = csv.DictWriter(f, ['x', 'y', 'width', 'height', 'score', 'n_cells', 'dab_p90']); w.writeheader(); w.writerows(s.regions)
-    return png, path
+        w = csv.DictWriter(f, REGION_FIELDS); w.writeheader(); w.writerows(s.regions)
+    gj = png.with_suffix('.geojson')
+    text = json.dumps(slide_geojson(s, Path(virtual).stem), allow_nan=False)   # (QuPath's reader, like JSON itself, has no NaN)
+    with atomic_write(gj) as tmp: Path(tmp).write_text(text)
+    return png, path, gj
 
 # %% ../nbs/26_slides.ipynb #0ff4861d
 REPORT_FIELDS = ('slide', 'output', 'status', 'seconds', 'width', 'height', 'mpp', 'tissue_mm2', 'tissue_mpx', 'tissue_mpx_per_s',
@@ -201,8 +252,8 @@ def _key(G, slide, settings:dict, fingerprint:dict=None)->dict:
     return slide_key(G, slide, **{k: settings.get(k, v) for k, v in KEYED_SETTINGS.items()}, fingerprint=fingerprint)
 
 def her2_files(out)->list:
-    "The HER2 map and region CSV that go beside the virtual slide `out`."
-    png = her2_map_path(out); return [png, png.with_suffix('.csv')]
+    "The HER2 map, region CSV and QuPath GeoJSON that go beside the virtual slide `out`."
+    png = her2_map_path(out); return [png, png.with_suffix('.csv'), png.with_suffix('.geojson')]
 
 MAP_WRITTEN = 'its HER2 map was missing and is written now'   # the note of a skipped slide whose map this run wrote
 
