@@ -17,8 +17,9 @@ from .files import atomic_write, partial_path
 __all__ = ['GLASS_TOL', 'GLASS_HALO', 'GLASS_RAMP', 'GLASS_REACH', 'GLASS_SPECK', 'SLIDE_OUTPUT_SUFFIXES', 'SLIDE_KEY_TAG',
            'RESUME_FORMAT', 'SlideReadError', 'open_slide', 'check_level', 'slide_mpp', 'saturation', 'tissue_mask',
            'slide_thumbnail', 'region_rgb', 'mask_box', 'pyramid_shapes', 'check_quality', 'tiff_ascii',
-           'write_pyramidal_tiff', 'soft_tissue_mask', 'soft_box', 'composite_on_glass', 'glass_colour', 'tissue_reach',
-           'glass_keep', 'check_slide_output', 'slide_hash', 'read_slide_key', 'resume_folder', 'BandSpool']
+           'write_pyramidal_tiff', 'ome_tiff_path', 'write_ome_tiff', 'soft_tissue_mask', 'soft_box',
+           'composite_on_glass', 'glass_colour', 'tissue_reach', 'glass_keep', 'check_slide_output', 'slide_hash',
+           'read_slide_key', 'resume_folder', 'BandSpool']
 
 # %% ../nbs/21_wsi.ipynb #a29b4adc
 class SlideReadError(OSError):
@@ -255,6 +256,55 @@ def _write_levels(path, bands, shape, shapes, mpp, tile, quality, description, s
         for f in files: f.close()
         shutil.rmtree(scratch, ignore_errors=True)
     return shapes
+
+# %% ../nbs/21_wsi.ipynb #0f8a383c
+def ome_tiff_path(
+    virtual,   # a virtual slide (NAME.tif)
+)->Path:       # NAME.ome.tif beside it
+    "Where the OME-TIFF export of a virtual slide goes."
+    p = Path(virtual); return p.with_name(p.stem + '.ome.tif')
+
+def _mpp_of(page)->tuple|None:
+    "(x, y) microns per pixel from a TIFF page's resolution tags, or None."
+    t = page.tags
+    if 'XResolution' not in t or 'YResolution' not in t: return None
+    per_um = {2: 1e-4 * 2.54, 3: 1e-4}.get(int(t['ResolutionUnit'].value) if 'ResolutionUnit' in t else 2)   # pixels per inch / per cm -> per um
+    (xn, xd), (yn, yd) = t['XResolution'].value, t['YResolution'].value
+    if per_um is None or not xn or not yn: return None
+    return (xd / xn / per_um, yd / yn / per_um)
+
+def write_ome_tiff(
+    src,                   # a pyramidal TIFF of `write_pyramidal_tiff` (a virtual slide)
+    dst=None,              # the OME-TIFF to write (default `ome_tiff_path(src)`)
+    mpp:tuple=None,        # (x, y) microns per pixel of level 0; None: from `src`'s resolution tags
+    name:str=None,         # the image's name in the OME-XML (default: `src`'s stem)
+)->Path:
+    "Copy a pyramidal TIFF into a pyramidal OME-TIFF (levels in SubIFDs, PhysicalSizeX/Y in um), tile by tile, without re-encoding."
+    import tifffile
+    src = Path(src); dst = Path(dst) if dst is not None else ome_tiff_path(src)
+    if dst.resolve() == src.resolve(): raise ValueError(f"{dst}: the OME-TIFF would replace its source")
+    with tifffile.TiffFile(src) as tf:
+        levels = [lv.pages[0] for lv in tf.series[0].levels]
+        p0 = levels[0]
+        if p0.compression != 7 or not p0.is_tiled or p0.shape[-1:] != (3,):
+            raise ValueError(f"{src}: not a tiled JPEG RGB pyramid as write_pyramidal_tiff writes one")
+        mpp = tuple(mpp) if mpp is not None else _mpp_of(p0)
+        fh = tf.filehandle
+        def raw(page):   # the page's compressed tiles, as stored
+            for off, n in zip(page.dataoffsets, page.databytecounts): fh.seek(off); yield fh.read(n)
+        def res(pg):
+            if mpp is None: return {}
+            s = p0.shape[1] / pg.shape[1]
+            return dict(resolution=(1e4 / (mpp[0] * s), 1e4 / (mpp[1] * s)), resolutionunit='CENTIMETER')
+        meta = {'axes': 'YXS', 'Name': name or src.stem} | ({'PhysicalSizeX': mpp[0], 'PhysicalSizeXUnit': 'µm',
+                                                              'PhysicalSizeY': mpp[1], 'PhysicalSizeYUnit': 'µm'} if mpp else {})
+        with atomic_write(dst) as tmp, tifffile.TiffWriter(tmp, bigtiff=True, ome=True) as tw:
+            for k, pg in enumerate(levels):
+                kw = dict(shape=pg.shape, dtype=pg.dtype, tile=(pg.tilelength, pg.tilewidth), photometric=pg.photometric,
+                          compression='jpeg', subsampling=pg.subsampling, **res(pg))
+                if k == 0: tw.write(raw(pg), subifds=len(levels) - 1, metadata=meta, **kw)
+                else: tw.write(raw(pg), subfiletype=1, metadata=None, **kw)
+    return dst
 
 # %% ../nbs/21_wsi.ipynb #efbbc378
 def soft_tissue_mask(
