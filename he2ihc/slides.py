@@ -185,7 +185,9 @@ def slide_geojson(
     from he2ihc.viewer import HER2_COLOURS
     cls = lambda i: {'name': f'HER2 {HER2_SCORES[i]}', 'color': list(HER2_COLOURS[i])}
     uid = lambda key: str(uuid.uuid5(uuid.NAMESPACE_URL, f'he2ihc:{name}:{key}'))   # (the same region of the same slide keeps its id)
-    box = lambda x, y, w, h: {'type': 'Polygon', 'coordinates': [[[x, y], [x + w, y], [x + w, y + h], [x, y + h], [x, y]]]}
+    def box(x, y, w, h):
+        x, y, w, h = int(x), int(y), int(w), int(h)
+        return {'type': 'Polygon', 'coordinates': [[[x, y], [x + w, y], [x + w, y + h], [x, y + h], [x, y]]]}
     feats = []
     for r in s.regions:
         m = {'HER2 score': float(HER2_SCORES.index(r['score']))} | _qupath_counts([r[f'cells_{k}'] for k in HER2_SCORES]) | {

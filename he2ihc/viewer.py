@@ -18,9 +18,10 @@ from .her2 import her2_map_path, read_her2_map
 from .wsi import open_slide, slide_mpp, read_slide_key, slide_hash
 
 # %% auto #0
-__all__ = ['PANES', 'HER2_COLOURS', 'STATIC', 'LOOPBACK', 'VIEWER_CSS', 'VIEWER_JS', 'CHROMIUM', 'CHROMEDRIVER', 'ViewedSlide',
-           'open_viewed_slides', 'her2_overlay', 'SlideViewer', 'viewer_page', 'explore_slide', 'serve_problem',
-           'view_slides', 'BrowserUnavailable', 'headless_chromium', 'requested_urls']
+__all__ = ['PANES', 'HER2_COLOURS', 'UNSURE_COLOUR', 'STATIC', 'LOOPBACK', 'VIEWER_CSS', 'VIEWER_JS', 'CHROMIUM', 'CHROMEDRIVER',
+           'ViewedSlide', 'open_viewed_slides', 'her2_overlay', 'read_regions', 'regions_overlay', 'SlideViewer',
+           'viewer_page', 'explore_slide', 'serve_problem', 'view_slides', 'BrowserUnavailable', 'headless_chromium',
+           'requested_urls']
 
 # %% ../nbs/24_viewer.ipynb #9c66582e
 PANES = {'he': 'H&E', 'virtual': 'virtual IHC', 'real': 'real IHC'}
@@ -96,6 +97,68 @@ def her2_overlay(
     for s, c in HER2_COLOURS.items(): lut[s] = (*c, 255)
     return lut[idx]
 
+# %% ../nbs/24_viewer.ipynb #060edcc1
+UNSURE_COLOUR = (200, 0, 200)   # the unsure layer: magenta, as opaque as the region is unsure
+
+def read_regions(
+    path,            # a .her2.geojson (`he2ihc.slides.write_slide_scores`), or one QuPath exported
+    size:tuple,      # (width, height) of the slide it lies over, level-0 pixels
+)->list:             # one dict per tile object: polygon [(x, y), ...], colour (r, g, b) or None, name, measurements
+    "Read and check the tile objects of a GeoJSON FeatureCollection laid over a slide."
+    def no_nan(x): raise ValueError(f"holds {x}, which JSON has not")
+    try: gj = json.loads(Path(path).read_text(encoding='utf-8'), parse_constant=no_nan)
+    except (OSError, UnicodeDecodeError, ValueError) as e: raise ValueError(f"{path}: not a readable GeoJSON file ({e})") from None
+    if not isinstance(gj, dict) or gj.get('type') != 'FeatureCollection' or not isinstance(gj.get('features'), list):
+        raise ValueError(f"{path}: not a GeoJSON FeatureCollection")
+    W, H = size
+    out = []
+    for i, f in enumerate(gj['features']):
+        pr = f.get('properties') or {} if isinstance(f, dict) else {}
+        if pr.get('objectType') != 'tile': continue
+        g = f.get('geometry') or {}
+        try:
+            assert g.get('type') == 'Polygon'
+            ring = [(float(x), float(y)) for x, y in g['coordinates'][0]]
+            assert len(ring) >= 4
+        except (AssertionError, KeyError, TypeError, ValueError, IndexError):
+            raise ValueError(f"{path}: feature {i} is a tile without a polygon") from None
+        if any(not (-1 <= x <= W + 1 and -1 <= y <= H + 1) for x, y in ring):
+            raise ValueError(f"{path}: feature {i} lies outside the {W}x{H} px slide: not this slide's regions")
+        c = (pr.get('classification') or {}).get('color')
+        colour = tuple(int(v) for v in c) if isinstance(c, list) and len(c) == 3 else None
+        m = pr.get('measurements') if isinstance(pr.get('measurements'), dict) else {}
+        out.append(dict(polygon=ring, colour=colour, name=(pr.get('classification') or {}).get('name'), measurements=m))
+    return out
+
+def regions_overlay(
+    regions:list,          # `read_regions`
+    size:tuple,            # (width, height) of the slide
+    layer:str='her2',      # 'her2': each region in its class colour; 'unsure': magenta, as opaque as 1 - its Confidence
+    max_side:int=2048,     # longest side of the overlay
+)->np.ndarray:             # uint8 RGBA, the slide's aspect ratio, transparent outside the regions
+    "The regions of a GeoJSON laid out as an image over the slide."
+    from PIL import ImageDraw
+    if layer not in ('her2', 'unsure'): raise ValueError(f"layer must be 'her2' or 'unsure', got {layer!r}")
+    W, H = size
+    k = min(1.0, max_side / max(W, H))
+    w, h = max(1, round(W * k)), max(1, round(H * k))
+    im = Image.new('RGBA', (w, h), (0, 0, 0, 0)); d = ImageDraw.Draw(im)
+    for r in regions:
+        if layer == 'her2':
+            if r['colour'] is None: continue
+            fill = (*r['colour'], 255)
+        else:
+            c = r['measurements'].get('Confidence')
+            if not isinstance(c, (int, float)): continue
+            fill = (*UNSURE_COLOUR, round(255 * (1 - min(max(float(c), 0.0), 1.0))))
+        # (pixel centres inside the polygon are filled: ImageDraw fills from pixel edge to edge, so the far edges step in by one)
+        xy = [(x * k, y * k) for x, y in r['polygon']]
+        x0, y0, x1, y1 = min(p[0] for p in xy), min(p[1] for p in xy), max(p[0] for p in xy), max(p[1] for p in xy)
+        if len(r['polygon']) == 5 and len({x for x, _ in r['polygon']}) == 2 and len({y for _, y in r['polygon']}) == 2:
+            d.rectangle((round(x0), round(y0), round(x1) - 1, round(y1) - 1), fill=fill)   # an axis-aligned box
+        else: d.polygon(xy, fill=fill)
+    return np.asarray(im)
+
 # %% ../nbs/24_viewer.ipynb #9bb4b4fe
 STATIC = Path(he2ihc.__file__).parent/'static'     # OpenSeadragon, shipped as package data
 LOOPBACK = {'localhost', '127.0.0.1', '::1'}
@@ -122,12 +185,18 @@ class SlideViewer:
         self.slides, self.notes = open_viewed_slides(he_slide, virtual_slide, real_ihc)
         self.quality, self._failed = quality, set()
         self.dz = {k: DeepZoomGenerator(s.slide, tile_size, overlap, limit_bounds=False) for k, s in self.slides.items()}
-        self.her2_path, self.her2_png = her2_map_path(self.slides['virtual'].path), None
-        if self.her2_path.exists():
+        self.her2_path, self.her2_png, self.unsure_png = her2_map_path(self.slides['virtual'].path), None, None
+        png = lambda a: (b := io.BytesIO(), Image.fromarray(a).save(b, format='png'), b.getvalue())[-1]
+        size, gj = self.slides['virtual'].size, self.her2_path.with_suffix('.geojson')
+        if gj.exists():    # (QuPath's regions, as scored or as reviewed, before the PNG map)
+            self.her2_path = gj
             try:
-                size = self.slides['virtual'].size
-                b = io.BytesIO(); Image.fromarray(her2_overlay(read_her2_map(self.her2_path, size), size)).save(b, format='png')
-                self.her2_png = b.getvalue()
+                regions = read_regions(gj, size)
+                self.her2_png = png(regions_overlay(regions, size))
+                if any('Confidence' in r['measurements'] for r in regions): self.unsure_png = png(regions_overlay(regions, size, 'unsure'))
+            except ValueError as e: self.notes.append(f"HER2 regions not shown: {e}")
+        elif self.her2_path.exists():
+            try: self.her2_png = png(her2_overlay(read_her2_map(self.her2_path, size), size))
             except ValueError as e: self.notes.append(f"HER2 map not shown: {e}")
         self.static = {'/static/' + p.relative_to(STATIC).as_posix(): p for p in STATIC.rglob('*') if p.is_file()}
         try: self.server = ThreadingHTTPServer((host, port), _handler(self))
@@ -150,7 +219,7 @@ class SlideViewer:
                       mpp=s.mpp[0] if s.mpp else None) for k, s in self.slides.items()]
         mpp = next((p['mpp'] for p in panes[:2] if p['mpp']), None)
         for p in panes[:2]: p['mpp'] = p['mpp'] or mpp     # H&E and virtual have one scale (checked)
-        return dict(panes=panes, her2=self.her2_png is not None, her2_file=self.her2_path.name,
+        return dict(panes=panes, her2=self.her2_png is not None, her2_file=self.her2_path.name, unsure=self.unsure_png is not None,
                     her2_colours={['0', '1+', '2+', '3+'][s]: '#%02x%02x%02x' % c for s, c in HER2_COLOURS.items()},
                     notes=self.notes)
 
@@ -171,6 +240,7 @@ class SlideViewer:
         if path in self.static:
             return 200, mimetypes.guess_type(path)[0] or 'application/octet-stream', self.static[path].read_bytes()
         if path == '/her2.png' and self.her2_png: return 200, 'image/png', self.her2_png
+        if path == '/unsure.png' and self.unsure_png: return 200, 'image/png', self.unsure_png
         if m := _DZI.fullmatch(path):
             if m[1] not in self.dz: return text(404, f"no {PANES[m[1]]} slide in this viewer")
             return 200, 'application/xml', self.dz[m[1]].get_dzi('jpeg').encode()
@@ -260,8 +330,8 @@ VIEWER_JS = r"""
 const info = JSON.parse(document.getElementById('he2ihc-info').textContent);
 const panes = info.panes, viewers = {}, byKey = k => panes.find(p => p.key === k);
 const he = byKey('he'), blend = document.getElementById('blend'), her2 = document.getElementById('her2');
-const her2Opacity = document.getElementById('her2-opacity');
-let her2Item = null, syncing = false, leader = panes[0].key;   // the pane the user works in leads
+const her2Opacity = document.getElementById('her2-opacity'), unsure = document.getElementById('unsure');
+let her2Item = null, unsureItem = null, syncing = false, leader = panes[0].key;   // the pane the user works in leads
 // Each pane's viewport unit is its slide's width; the panes agree in microns (or pixels) from the top-left corner.
 const unit = p => (p.mpp && panes.every(q => q.mpp) ? p.mpp : 1) * p.width;
 const problems = [];
@@ -338,17 +408,21 @@ viewers.virtual.addHandler('open', () => {
   setBlend();
   if (info.her2) viewers.virtual.addSimpleImage({url: '/her2.png', x: 0, y: 0, width: 1, opacity: 0,
                                                  success: e => { her2Item = e.item; setHer2(); }});
+  if (info.unsure) viewers.virtual.addSimpleImage({url: '/unsure.png', x: 0, y: 0, width: 1, opacity: 0,
+                                                   success: e => { unsureItem = e.item; setHer2(); }});
 });
 function setHer2() {
   if (her2Item) her2Item.setOpacity(her2.checked ? parseFloat(her2Opacity.value) : 0);
+  if (unsureItem) unsureItem.setOpacity(unsure.checked ? 1 : 0);
 }
 if (her2) { her2.addEventListener('change', setHer2); her2Opacity.addEventListener('input', setHer2); }
+if (unsure) unsure.addEventListener('change', setHer2);
 const still = v => Math.abs(v.viewport.getZoom(true) - v.viewport.getZoom(false)) < 1e-9 &&
                    v.viewport.getCenter(true).distanceTo(v.viewport.getCenter(false)) < 1e-9;
 window.he2ihc = {
   viewers,
   state: () => ({regions: Object.fromEntries(panes.map(p => [p.key, region(p.key)])), blend: parseFloat(blend.value),
-                 her2: her2 ? her2.checked : null, problems,
+                 her2: her2 ? her2.checked : null, unsure: unsure ? unsure.checked : null, problems,
                  scalebars: Object.fromEntries(panes.map(p => {
                    const d = document.querySelector('#wrap-' + p.key + ' .scalebar').dataset;
                    return [p.key, d.microns ? {microns: parseFloat(d.microns), pixels: parseFloat(d.pixels)} : null]; }))}),
@@ -374,6 +448,10 @@ def viewer_page(
             f'<label>opacity <input type="range" id="her2-opacity" min="0" max="1" step="0.05" value="0.5"></label>'
             f'<span class="legend">{legend}</span>' if info['her2'] else
             f'<span>no HER2 map (<code>{esc(info["her2_file"])}</code> beside the virtual slide)</span>')
+    if info.get('unsure'):
+        u = '#%02x%02x%02x' % UNSURE_COLOUR
+        her2 += (f'<label><input type="checkbox" id="unsure"> unsure regions</label><span class="legend">'
+                 f'<span style="background:linear-gradient(90deg, {u}, {u}00)"></span>unsure … sure</span>')
     controls = (f'<div id="controls"><label>H&amp;E <input type="range" id="blend" min="0" max="1" step="0.01" value="1"> '
                 f'virtual IHC <span id="blend-value">1.00</span></label>{her2}</div>')
     notes = ''.join(f'<div class="note">{esc(n)}</div>' for n in info['notes'])
