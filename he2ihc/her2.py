@@ -19,7 +19,8 @@ from .files import atomic_write
 __all__ = ['HED_STAINS', 'WHITE', 'CELL_CLASSES', 'TISSUE_OD', 'NUCLEUS_MIN_OD', 'POSITIVE_OD', 'STAINED_FRACTION',
            'COMPLETE_FRACTION', 'MODERATE_OD', 'INTENSE_OD', 'CELL_CUTOFF', 'CLASS_COLOURS', 'HER2_MAP_SUFFIX',
            'NOT_SCORED', 'stain_matrix', 'optical_density', 'separate_hdab', 'stain_angle', 'estimate_stains',
-           'tile_score', 'HER2Result', 'score_ihc', 'show_her2', 'her2_map_path', 'write_her2_map', 'read_her2_map']
+           'tile_score', 'HER2Result', 'score_ihc', 'score_at', 'stain_margin', 'show_her2', 'her2_map_path',
+           'write_her2_map', 'read_her2_map']
 
 # %% ../nbs/13_her2.ipynb #cc09cfbd
 HED_STAINS = np.asarray(rgb_from_hed, dtype=np.float64)   # Ruifrok-Johnston rows: haematoxylin, eosin, DAB (OD per R, G, B)
@@ -236,6 +237,36 @@ def score_ihc(
         completeness=completeness, intensity=intensity.astype(np.float32), cell_class=cls,
         centroids=np.stack([cy[1:], cx[1:]], 1), sector_peaks=np.where(present, peak, np.nan), settings=settings,
         **(dict(cells=cells, nuclei=nl, membrane=membrane) if return_labels else {}))
+
+# %% ../nbs/13_her2.ipynb #83a8cdfb
+def score_at(
+    r:HER2Result,        # a tile scored by `score_ihc`
+    scale:float=1.0,     # read the DAB as `scale` times stronger: the tile's DAB thresholds divided by it
+)->str:                  # the tile's score so read
+    "The score `r` would have if its DAB were `scale` times stronger (per-cell peaks and `r`'s own settings; the image is not read again)."
+    if not scale > 0: raise ValueError(f"scale must be positive, got {scale!r}")
+    st, pk = r.settings, r.sector_peaks
+    present = np.isfinite(pk)
+    positive = present & (np.where(present, pk, -np.inf) * scale > st['positive_od'])
+    completeness = positive.sum(1) / np.maximum(present.sum(1), 1)
+    intensity = scale * np.where(positive, pk, 0).sum(1) / np.maximum(positive.sum(1), 1)
+    complete = completeness >= st['complete_fraction']
+    cls = np.where(completeness >= st['stained_fraction'], 1, 0)
+    cls = np.where(complete & (intensity >= st['moderate_od']), 2, cls)
+    cls = np.where(complete & (intensity >= st['intense_od']), 3, cls)
+    f = np.bincount(cls, minlength=4) / max(len(cls), 1)
+    return tile_score(f[1:].sum(), f[2:].sum(), f[3], st['cutoff'])
+
+def stain_margin(
+    r:HER2Result,         # a tile scored by `score_ihc`
+    max_log2:float=1.0,   # search this far (1: from half to twice the DAB)
+    steps:int=40,         # steps each way
+)->float:                 # |log2| of the smallest DAB change that changes the score; `max_log2` if none within it
+    "How much stronger or paler the DAB would have to be (log2) for the tile's score to change."
+    for k in range(1, steps + 1):
+        d = max_log2 * k / steps
+        if score_at(r, 2 ** d) != r.score or score_at(r, 2 ** -d) != r.score: return d
+    return float(max_log2)
 
 # %% ../nbs/13_her2.ipynb #893cc267
 CLASS_COLOURS = ('#2b7bff', '#ffd60a', '#ff8c00', '#e00000')   # negative, faint/incomplete, weak-moderate complete, intense complete
