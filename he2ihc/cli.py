@@ -189,6 +189,9 @@ def _translate_slide(a):
     if maps and not a.overwrite and not out.exists():   # (an OUT that exists is refused for itself, below)
         raise FileExistsError(f"{maps[0]} exists, the HER2 map of an earlier {out.name}, which the viewer would lay over this one; pass "
                               "--overwrite to replace it (--her2) or remove it, or choose another OUT")
+    if a.compare_with and not a.her2: raise ValueError("--compare-with gives the HER2 regions a confidence: it needs --her2")
+    for o in a.compare_with:
+        if not o.expanduser().is_file(): raise FileNotFoundError(f"{o}: no such virtual slide (--compare-with)")
     r = translate_slide(a.generator, a.slide, a.out, level=a.level, tile=a.tile, overlap=a.overlap, batch_size=a.batch_size,
                         device=a.device, precision=a.precision, detect_tissue=not a.all_tiles, quality=a.quality,
                         overwrite=a.overwrite, progress=_progress(a), resume=not a.restart, threads=a.threads, model_mpp=a.model_mpp)
@@ -197,11 +200,17 @@ def _translate_slide(a):
     if maps and not a.her2: print(f"removed {', '.join(f.name for f in maps)}: the HER2 map of the slide this run replaced (--her2 scores the new one)")
     if a.her2:
         from he2ihc.slides import score_slide, write_slide_scores
-        s = score_slide(r.path, he=a.slide, region=a.her2_region, progress=_progress(a))
+        s = score_slide(r.path, he=a.slide, region=a.her2_region, progress=_progress(a), others=[o.expanduser() for o in a.compare_with])
         png, table, qupath = write_slide_scores(s, r.path)
         share = ', '.join(f"{k} {s.summary[k]:.0%}" for k in ('0', '1+', '2+', '3+')) if s.summary['regions'] else 'no region scored'
         print(f"HER2 map: {png}, {table} and {qupath} (QuPath: File > Import objects from file); {s.summary['regions']} regions scored; "
               f"share of scored cells: {share}; the slide by the ASCO/CAP rule over its cells: {s.score or 'not scored'}")
+        if s.regions:
+            unsure = sum(g['confidence'] < 0.5 for g in s.regions)
+            print(f"unsure regions (confidence < 0.5, the viewer's unsure layer): {unsure} of {len(s.regions)}")
+    if a.ome_tiff:
+        from he2ihc.wsi import write_ome_tiff
+        print(f"OME-TIFF: {write_ome_tiff(r.path)}")
     return 0
 
 def _translate_slides(a):
@@ -564,6 +573,10 @@ def build_parser()->argparse.ArgumentParser:
                     help=f"CPU threads reading windows and writing the pyramid and its JPEG tiles (default: the cores, {default_threads()} here); "
                          "the file written is the same for any number")
     ts.add_argument('--her2', action='store_true', help="also score HER2 over the virtual slide: OUT.her2.png (the viewer's overlay), OUT.her2.csv and OUT.her2.geojson (QuPath's objects)")
+    ts.add_argument('--compare-with', type=Path, nargs='+', default=(), metavar='VIRTUAL',
+                    help="with --her2: virtual slides of the same SLIDE by other generators (other seeds); each region's agreement with "
+                         "them goes into its confidence (default: the confidence is its stain margin alone)")
+    ts.add_argument('--ome-tiff', action='store_true', help="also write OUT's pyramid as OME-TIFF (OUT stem + .ome.tif) for Bio-Formats viewers (QuPath, OMERO, napari)")
     _quiet(ts)
     ts.set_defaults(func=_translate_slide)
 

@@ -19,13 +19,13 @@ from .runtime import as_generator, check_precision, check_batch_size, generator_
 from .tiling import check_tiling
 from .wsi import open_slide, slide_thumbnail, tissue_mask, mask_box, check_quality, region_rgb, read_slide_key, check_slide_output
 from .inference import translate_slide, slide_key, check_model_mpp
-from .her2 import score_ihc, tile_score, CELL_CLASSES, COMPLETE_FRACTION
+from .her2 import score_ihc, tile_score, stain_margin, CELL_CLASSES, COMPLETE_FRACTION
 from .her2 import her2_map_path, write_her2_map
 
 # %% auto #0
 __all__ = ['SLIDE_SUFFIXES', 'REPORT_NAME', 'REGION_FIELDS', 'REPORT_FIELDS', 'KEYED_SETTINGS', 'MAP_WRITTEN', 'list_slides',
-           'SlideScores', 'score_slide', 'slide_geojson', 'write_slide_scores', 'worker_generator', 'worker_device',
-           'her2_files', 'translate_one', 'SlidesReport', 'local_cluster', 'translate_slides']
+           'SlideScores', 'region_confidence', 'score_slide', 'slide_geojson', 'write_slide_scores', 'worker_generator',
+           'worker_device', 'her2_files', 'translate_one', 'SlidesReport', 'local_cluster', 'translate_slides']
 
 # %% ../nbs/26_slides.ipynb #0812dd8a
 SLIDE_SUFFIXES = ('.svs', '.tif', '.tiff', '.ndpi', '.vms', '.vmu', '.scn', '.mrxs', '.svslide', '.bif', '.czi')  # whole-slide files OpenSlide opens
@@ -125,7 +125,16 @@ class SlideScores:
         f = n / n.sum()
         return tile_score(f[1:].sum(), f[2:].sum(), f[3])
 
-REGION_FIELDS = ('x', 'y', 'width', 'height', 'score', 'n_cells', 'cells_0', 'cells_1+', 'cells_2+', 'cells_3+', 'complete', 'membrane_dab', 'dab_p90')
+REGION_FIELDS = ('x', 'y', 'width', 'height', 'score', 'n_cells', 'cells_0', 'cells_1+', 'cells_2+', 'cells_3+', 'complete', 'membrane_dab', 'dab_p90',
+                 'margin', 'agreement', 'confidence')
+
+def region_confidence(
+    margin:float,          # `he2ihc.her2.stain_margin` of the region (log2, at most 1)
+    agreement:float=None,  # share of the other generators' virtual slides scoring the region alike, or None
+)->float:                  # 0 (unsure) .. 1 (sure)
+    "A region's confidence: its stain margin, averaged with the other generators' agreement where there are others."
+    m = min(max(float(margin), 0.0), 1.0)
+    return m if agreement is None else (m + float(agreement)) / 2
 def _edges(n:int, k:int)->list: return [round(i * n / k) for i in range(k + 1)]
 
 def score_slide(
@@ -135,11 +144,16 @@ def score_slide(
     min_tissue:float=0.25,  # least share of a region that must be tissue for it to be scored
     min_cells:int=10,       # least cells the scorer must find in a region for its score to count
     progress:bool=False,
+    others=(),              # virtual slides of the same H&E by other generators (other seeds): each region is scored on them too
 )->SlideScores:
-    "Score HER2 over a virtual IHC slide, region by region."
+    "Score HER2 over a virtual IHC slide, region by region, with each region's stain margin, and its agreement with `others`."
     if isinstance(region, bool) or not isinstance(region, int) or region < 32: raise ValueError(f"region must be an integer >= 32 pixels, got {region!r}")
-    v = open_slide(virtual)
+    v, ov = open_slide(virtual), []
     try:
+        for o in others:
+            ov.append(open_slide(o))
+            if ov[-1].level_dimensions[0] != v.level_dimensions[0]:
+                raise ValueError(f"{o} is {ov[-1].level_dimensions[0]} px, the virtual slide {virtual} {v.level_dimensions[0]}: not a translation of the same slide")
         W, H = v.level_dimensions[0]
         src = v
         if he is not None:
@@ -162,11 +176,18 @@ def score_slide(
             scores[i, j] = HER2_SCORES.index(r.score)
             counts = np.bincount(r.cell_class, minlength=4)
             peaks = r.sector_peaks[np.isfinite(r.sector_peaks)]
+            margin = stain_margin(r)
+            agree = (float(np.mean([score_ihc(region_rgb(o.read_region((x0, y0), 0, (x1 - x0, y1 - y0)))).score == r.score for o in ov]))
+                     if ov else None)
             rows.append(dict(x=x0, y=y0, width=x1 - x0, height=y1 - y0, score=r.score, n_cells=r.n_cells,
                              **{f'cells_{k}': int(c) for k, c in zip(HER2_SCORES, counts)},
                              complete=round(float((r.completeness >= COMPLETE_FRACTION).mean()), 4),
-                             membrane_dab=round(float(peaks.mean()) if peaks.size else 0.0, 4), dab_p90=round(r.dab_p90, 4)))
-    finally: v.close()
+                             membrane_dab=round(float(peaks.mean()) if peaks.size else 0.0, 4), dab_p90=round(r.dab_p90, 4),
+                             margin=round(margin, 4), agreement='' if agree is None else round(agree, 4),
+                             confidence=round(region_confidence(margin, agree), 4)))
+    finally:
+        v.close()
+        for o in ov: o.close()
     return SlideScores(scores, rows, (W, H))
 
 def _qupath_counts(counts)->dict:
@@ -192,6 +213,9 @@ def slide_geojson(
     for r in s.regions:
         m = {'HER2 score': float(HER2_SCORES.index(r['score']))} | _qupath_counts([r[f'cells_{k}'] for k in HER2_SCORES]) | {
              'Complete membrane %': 100 * float(r['complete']), 'Membrane DAB OD mean': float(r['membrane_dab']), 'DAB OD p90': float(r['dab_p90'])}
+        if 'confidence' in r:   # (the stain margin as a factor: 1.25 means the score holds until the DAB is 25 % stronger or paler)
+            m |= {'Stain margin (x)': float(2 ** r['margin'])} | ({'Generators agreeing': float(r['agreement'])} if r['agreement'] != '' else {}) | {
+                  'Confidence': float(r['confidence'])}
         feats.append({'type': 'Feature', 'id': uid(f"{r['x']},{r['y']},{r['width']},{r['height']}"),
                       'geometry': box(r['x'], r['y'], r['width'], r['height']),
                       'properties': {'objectType': 'tile', 'classification': cls(HER2_SCORES.index(r['score'])), 'measurements': m}})
