@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['METHODS', 'DEMO_METHOD', 'PRECISIONS', 'INFERENCE_PRECISIONS', 'METRICS', 'SPLITS', 'DEFAULT_SEEDS',
-           'default_threads', 'check_threads']
+           'default_threads', 'check_threads', 'SlideSettings']
 
 # %% ../nbs/00_choices.ipynb #9a20ed7b
 METHODS = ('pix2pix', 'pyramidp2p', 'cyclegan', 'cut', 'asp', 'ours', 'ours_attention', 'ours_multimag', 'ours_fast')   # the method presets
@@ -30,3 +30,57 @@ def check_threads(
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be an integer >= 1 (or None: the cores, {default_threads()} here), got {threads!r}")
     return threads
+
+# %% ../nbs/00_choices.ipynb #80c82dac
+import dataclasses, numbers
+from dataclasses import dataclass
+
+@dataclass(frozen=True)
+class SlideSettings:
+    "What a slide run is asked for, defined and checked once: the windows the virtual slide's pixels depend on (`key`), and the outputs beside it."
+    level:int=0                  # pyramid level of the slide to translate
+    tile:int=512                 # window side, pixels of `level`
+    overlap:int=64               # overlap of neighbouring windows, blended
+    batch_size:int=8             # windows per pass through the generator
+    precision:str='auto'         # 'fp32', 'bf16' / 'fp16' autocast, 'openvino', or 'auto' (`he2ihc.runtime.choose_precision`)
+    detect_tissue:bool=True      # skip windows without tissue (written white)
+    quality:int=90               # JPEG quality of the output
+    mask_side:int=2048           # longest side of the thumbnail the tissue is found on
+    model_mpp:float|None=None    # microns per pixel the generator was trained at (None: the generator's `he2ihc_mpp`, if it has one)
+    her2:bool=True               # score HER2 over the virtual slide: NAME.her2.png, .csv, .geojson (`he2ihc.slides`)
+    her2_region:int=512          # side of the scored regions, level-0 pixels
+    ome_tiff:bool=False          # also write the virtual slide as OME-TIFF (`he2ihc.wsi.write_ome_tiff`)
+
+    KEYED = ('level', 'tile', 'overlap', 'detect_tissue', 'quality', 'precision', 'mask_side', 'model_mpp')   # what the pixels depend on
+
+    def __post_init__(self):
+        from he2ihc.tiling import check_tiling                  # (the checks live with what they check: imported here, not with the class)
+        from he2ihc.runtime import check_precision, check_batch_size
+        from he2ihc.wsi import check_quality
+        from he2ihc.inference import check_model_mpp
+        check_tiling(self.tile, self.overlap); check_precision(self.precision, auto=True); check_batch_size(self.batch_size)
+        check_quality(self.quality)
+        for name, least in (('level', 0), ('mask_side', 1), ('her2_region', 32)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < least: raise ValueError(f"{name} must be an integer >= {least}, got {v!r}")
+        for name in ('detect_tissue', 'her2', 'ome_tiff'):
+            if not isinstance(getattr(self, name), bool): raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        object.__setattr__(self, 'model_mpp', check_model_mpp(self.model_mpp))   # (a float, or None)
+
+    @classmethod
+    def of(cls, settings=None, **kw)->'SlideSettings':
+        "`settings` (a `SlideSettings`, a dict of its fields, or None: the defaults) with the fields `kw` gives over it."
+        if settings is None: settings = cls()
+        elif isinstance(settings, dict): settings = cls().replace(**settings)
+        elif not isinstance(settings, cls): raise TypeError(f"settings must be a SlideSettings, a dict or None, got {type(settings).__name__}")
+        return settings.replace(**kw) if kw else settings
+
+    def replace(self, **kw)->'SlideSettings':
+        "A copy with `kw`'s fields changed (and checked)."
+        names = [f.name for f in dataclasses.fields(self)]
+        if bad := sorted(set(kw) - set(names)): raise TypeError(f"unknown slide settings {bad}; the settings are {', '.join(names)}")
+        return dataclasses.replace(self, **kw)
+
+    def key(self)->dict:
+        "The settings a virtual slide's pixels depend on, as `slide_key` records them (model_mpp only where known)."
+        return {k: getattr(self, k) for k in self.KEYED if k != 'model_mpp' or self.model_mpp is not None}

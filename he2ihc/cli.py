@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import __version__
-from .choices import METHODS, DEMO_METHOD, PRECISIONS, INFERENCE_PRECISIONS, METRICS, SPLITS, DEFAULT_SEEDS, default_threads
+from .choices import METHODS, DEMO_METHOD, PRECISIONS, INFERENCE_PRECISIONS, METRICS, SPLITS, DEFAULT_SEEDS, default_threads, SlideSettings
 from .files import check_output, exclusive_lock
 
 # %% auto #0
@@ -192,15 +192,15 @@ def _translate_slide(a):
     if a.compare_with and not a.her2: raise ValueError("--compare-with gives the HER2 regions a confidence: it needs --her2")
     for o in a.compare_with:
         if not o.expanduser().is_file(): raise FileNotFoundError(f"{o}: no such virtual slide (--compare-with)")
-    r = translate_slide(a.generator, a.slide, a.out, level=a.level, tile=a.tile, overlap=a.overlap, batch_size=a.batch_size,
-                        device=a.device, precision=a.precision, detect_tissue=not a.all_tiles, quality=a.quality,
-                        overwrite=a.overwrite, progress=_progress(a), resume=not a.restart, threads=a.threads, model_mpp=a.model_mpp)
+    st = _slide_settings(a, her2=a.her2, ome_tiff=a.ome_tiff)
+    r = translate_slide(a.generator, a.slide, a.out, st, device=a.device, overwrite=a.overwrite, progress=_progress(a), resume=not a.restart,
+                        threads=a.threads)
     print(r)
     for f in maps: f.unlink(missing_ok=True)
     if maps and not a.her2: print(f"removed {', '.join(f.name for f in maps)}: the HER2 map of the slide this run replaced (--her2 scores the new one)")
     if a.her2:
         from he2ihc.slides import score_slide, write_slide_scores
-        s = score_slide(r.path, he=a.slide, region=a.her2_region, progress=_progress(a), others=[o.expanduser() for o in a.compare_with])
+        s = score_slide(r.path, he=a.slide, region=st.her2_region, progress=_progress(a), others=[o.expanduser() for o in a.compare_with])
         png, table, qupath = write_slide_scores(s, r.path)
         share = ', '.join(f"{k} {s.summary[k]:.0%}" for k in ('0', '1+', '2+', '3+')) if s.summary['regions'] else 'no region scored'
         print(f"HER2 map: {png}, {table} and {qupath} (QuPath: File > Import objects from file); {s.summary['regions']} regions scored; "
@@ -208,19 +208,17 @@ def _translate_slide(a):
         if s.regions:
             unsure = sum(g['confidence'] < 0.5 for g in s.regions)
             print(f"unsure regions (confidence < 0.5, the viewer's unsure layer): {unsure} of {len(s.regions)}")
-    if a.ome_tiff:
-        from he2ihc.wsi import write_ome_tiff
-        print(f"OME-TIFF: {write_ome_tiff(r.path)}")
+    if st.ome_tiff:
+        from he2ihc.wsi import ome_tiff_path
+        print(f"OME-TIFF: {ome_tiff_path(r.path)}")
     return 0
 
 def _translate_slides(a):
     _check_method(a)
     _check_device(a.device)
     from he2ihc.slides import translate_slides, MAP_WRITTEN    # (Dask's imports only when it runs)
-    r = translate_slides(a.generator, a.slides, a.out_dir, scheduler=a.scheduler, n_workers=a.workers, threads_per_worker=a.threads,
-                         her2=not a.no_her2, her2_region=a.her2_region, progress=_progress(a), level=a.level, tile=a.tile,
-                         overlap=a.overlap, batch_size=a.batch_size, device=a.device, precision=a.precision,
-                         detect_tissue=not a.all_tiles, quality=a.quality, overwrite=a.overwrite, model_mpp=a.model_mpp)
+    r = translate_slides(a.generator, a.slides, a.out_dir, settings=_slide_settings(a, her2=not a.no_her2, ome_tiff=a.ome_tiff), scheduler=a.scheduler,
+                         n_workers=a.workers, threads_per_worker=a.threads, progress=_progress(a), device=a.device, overwrite=a.overwrite)
     for row in r.rows:   # failures, the warnings of slides written (an all-white output, no microns per pixel), a map that could not be made
         if row['status'] == 'failed': print(f"{row['slide']}: {_cli_words(row['error'])}", file=sys.stderr)
         elif row['status'] == 'written' and row['error']: print(f"he2ihc translate-slides: {_cli_words(row['error'])}", file=sys.stderr)   # (its warnings name the slide)
@@ -374,20 +372,26 @@ def _device(p, default:str="cuda when there is a GPU, else the CPU"):
 def _training_precision(p, default='fp32'):
     p.add_argument('--precision', choices=PRECISIONS, default=default, help="mixed precision on a GPU: bf16 or fp16 (default fp32)")
 
+def _slide_settings(a, **kw)->SlideSettings:
+    "The `SlideSettings` of a slide command's options (`_slide_options`), with `kw`."
+    return SlideSettings(level=a.level, tile=a.tile, overlap=a.overlap, batch_size=a.batch_size, precision=a.precision,
+                         detect_tissue=not a.all_tiles, quality=a.quality, model_mpp=a.model_mpp, her2_region=a.her2_region, **kw)
+
 def _slide_options(p):
-    "What translating a slide takes, for `translate-slide` and `translate-slides` alike."
-    p.add_argument('--level', type=int, default=0, help="pyramid level of the slide to translate (default 0, full resolution)")
-    p.add_argument('--tile', type=int, default=512, help="window side in pixels (default 512)")
-    p.add_argument('--overlap', type=int, default=64, help="overlap of neighbouring windows, blended (default 64)")
-    p.add_argument('--batch-size', type=_int_in(1), default=8, help="windows per pass (default 8)")
-    p.add_argument('--quality', type=_int_in(1, 100), default=90, help="JPEG quality of the output, 1..100 (default 90)")
+    "What translating a slide takes, for `translate-slide` and `translate-slides` alike (the defaults are `SlideSettings`'s)."
+    d = SlideSettings   # (the class's defaults: no instance, so no checks imported for a help page)
+    p.add_argument('--level', type=int, default=d.level, help=f"pyramid level of the slide to translate (default {d.level}, full resolution)")
+    p.add_argument('--tile', type=int, default=d.tile, help=f"window side in pixels (default {d.tile})")
+    p.add_argument('--overlap', type=int, default=d.overlap, help=f"overlap of neighbouring windows, blended (default {d.overlap})")
+    p.add_argument('--batch-size', type=_int_in(1), default=d.batch_size, help=f"windows per pass (default {d.batch_size})")
+    p.add_argument('--quality', type=_int_in(1, 100), default=d.quality, help=f"JPEG quality of the output, 1..100 (default {d.quality})")
     p.add_argument('--all-tiles', action='store_true', help="translate background too (no tissue detection)")
-    p.add_argument('--her2-region', type=_int_in(32), default=512, help="side of the HER2-scored regions, pixels (default 512)")
+    p.add_argument('--her2-region', type=_int_in(32), default=d.her2_region, help=f"side of the HER2-scored regions, pixels (default {d.her2_region})")
     p.add_argument('--model-mpp', type=float, default=None, metavar='UM',
                    help="microns per pixel the generator was trained at (MIST's 20x: 0.4661): each window is resized to that scale "
                         "for the generator and its translation back to the slide's pixels, so a 40x slide is seen as the model "
                         "learnt it; within 3%% nothing is resized (default: the scale the generator file records, if any, else none)")
-    p.add_argument('--precision', choices=INFERENCE_PRECISIONS + ('auto',), default='auto',
+    p.add_argument('--precision', choices=INFERENCE_PRECISIONS + ('auto',), default=d.precision,
                    help="fp32, bf16 or fp16 autocast, openvino (CPU); auto (default): where the device has native bf16, the OpenVINO "
                         "graph (CPU) or bf16 autocast if its output is within 40 dB of fp32 on windows spread over the slide's tissue, else fp32")
 
@@ -598,6 +602,7 @@ def build_parser()->argparse.ArgumentParser:
     tss.add_argument('--threads', type=_int_in(1), default=None,
                      help="CPU threads per worker, for torch and for reading and writing its slide (default: the cores shared out)")
     tss.add_argument('--no-her2', action='store_true', help="do not score the virtual slides")
+    tss.add_argument('--ome-tiff', action='store_true', help="also write each virtual slide as OME-TIFF (NAME.ome.tif) for Bio-Formats viewers")
     _slide_options(tss)
     _device(tss, "each worker's GPU, else the CPU")
     tss.add_argument('--overwrite', action='store_true', help="translate again the slides of OUT_DIR that another generator or other settings "

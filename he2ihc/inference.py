@@ -4,7 +4,7 @@
 
 # %% ../nbs/22_inference.ipynb #a5281b32
 from __future__ import annotations
-import errno, hashlib, json, math, numbers, os, re, shutil, time, warnings
+import dataclasses, errno, hashlib, json, math, numbers, os, re, shutil, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,14 +14,14 @@ from torch import nn, Tensor
 import torch.nn.functional as F
 from PIL import Image
 
-from .choices import check_threads
+from .choices import check_threads, SlideSettings
 from .tiles import load_rgb, rgb_to_tensor, tensor_to_rgb, image_files, ImageReadError
 from .files import check_output, atomic_write, remove_stale_partials, exclusive_lock
 from .models import pad_to_multiple
 from .runtime import as_generator, generator_name, generator_fingerprint, warn_if_synthetic, check_device, check_precision, check_batch_size, check_openvino, import_openvino, apply_generator, choose_precision, AUTO_WINDOWS, AUTO_MIN_TISSUE, generator_multiple
 from .tiling import check_tiling, window_starts, pad_window, blended_bands, translate_array_tiled, Progress, spread_windows
 from .wsi import (SlideReadError, open_slide, check_level, slide_mpp, slide_thumbnail, tissue_mask, region_rgb,
-                        soft_tissue_mask, soft_box, composite_on_glass, check_quality, write_pyramidal_tiff, check_slide_output,
+                        soft_tissue_mask, soft_box, composite_on_glass, check_quality, write_pyramidal_tiff, write_ome_tiff, check_slide_output,
                         SLIDE_KEY_TAG, BandSpool, glass_colour, tissue_reach, resume_folder, pyramid_shapes, slide_hash)
 
 # %% auto #0
@@ -245,22 +245,17 @@ def auto_windows(
 def slide_key(
     G,                        # the generator: a module, or a file `as_generator` reads (its weights count, not the file)
     slide,                    # the H&E slide
-    level:int=0, tile:int=512, overlap:int=64, detect_tissue:bool=True, quality:int=90,   # as for `translate_slide`
-    precision:str='auto',     # as asked: 'auto' stays 'auto'
-    mask_side:int=2048,
-    model_mpp:float=None,     # microns per pixel the generator was trained at (None: its `he2ihc_mpp`, if it has one); keyed only where known
+    settings=None,            # a `SlideSettings` (None: the defaults); its `key` is what counts ('auto' precision stays 'auto')
     fingerprint:dict=None,    # `generator_fingerprint` of the loaded `G`, where the caller has it (keying many slides with one generator)
+    **kw,                     # `SlideSettings` fields over `settings` (level, tile, overlap, ...)
 )->dict:                      # JSON-able
     "What the pixels of a virtual slide depend on: the slide's content (`slide_hash` and size, not its path or time), the generator's weights and the settings."
+    st = SlideSettings.of(settings, **kw)
     slide = Path(slide).expanduser()
-    if not isinstance(G, nn.Module) and (fingerprint is None or model_mpp is None): G = as_generator(G)
+    if not isinstance(G, nn.Module) and (fingerprint is None or st.model_mpp is None): G = as_generator(G)
     if fingerprint is None: fingerprint = generator_fingerprint(G)
-    if model_mpp is None: model_mpp = check_model_mpp(getattr(G, 'he2ihc_mpp', None))
-    key = dict(slide=slide_hash(slide), bytes=os.stat(slide).st_size, generator=fingerprint,
-               level=level, tile=tile, overlap=overlap, detect_tissue=detect_tissue, quality=quality, precision=precision,
-               mask_side=mask_side, background=_BACKGROUND)
-    if model_mpp is not None: key['model_mpp'] = float(model_mpp)   # (absent otherwise: the virtual slides made before it stay current)
-    return key
+    if st.model_mpp is None: st = st.replace(model_mpp=check_model_mpp(getattr(G, 'he2ihc_mpp', None)))   # (the generator's own, where it has one)
+    return dict(slide=slide_hash(slide), bytes=os.stat(slide).st_size, generator=fingerprint) | st.key() | dict(background=_BACKGROUND)
 
 
 # %% ../nbs/22_inference.ipynb #ed530184
@@ -370,27 +365,20 @@ def translate_slide(
     generator,                  # `nn.Module`, exported generator or training checkpoint
     slide,                      # whole-slide image file (any format OpenSlide reads)
     out,                        # output pyramidal TIFF (.tif)
-    level:int=0,                # pyramid level of `slide` to translate
-    tile:int=512,               # window side, pixels of `level`
-    overlap:int=64,             # overlap of neighbouring windows, blended
-    batch_size:int=8,           # windows per pass through the generator
+    settings:SlideSettings=None,   # windows, batch, precision, quality, level, model scale, OME-TIFF (`SlideSettings`; None: its defaults)
     device=None,
-    precision:str='auto',       # 'fp32', 'bf16' / 'fp16' autocast, 'openvino', or 'auto': a faster route where the device has native bf16 and it is safe (`choose_precision`)
-    detect_tissue:bool=True,    # skip windows without tissue (written white)
-    quality:int=90,             # JPEG quality of the output
     overwrite:bool=False,       # replace an existing `out`
     progress:bool=True,         # progress bar with windows per second
     resume:bool=True,           # continue an interrupted run of the same slide, generator and settings from its finished bands
-    mask_side:int=2048,         # longest side of the thumbnail the tissue is found on (the resolution of the tissue mask)
     threads:int=None,           # CPU threads reading windows and writing the pyramid and its JPEG tiles (None: the cores); the bytes written do not depend on it
-    model_mpp:float=None,       # microns per pixel the generator was trained at (MIST's 20x: 0.4661): windows are resized to it and back (`ScaledGenerator`); None: the generator's `he2ihc_mpp`, if it has one
+    **kw,                       # `SlideSettings` fields over `settings`: tile=256, precision='fp32', model_mpp=0.4661 (MIST's 20x), ...
 )->SlideResult:
     "Translate a whole H&E slide into a virtual IHC pyramidal TIFF, streaming window by window."
     t_start = time.perf_counter()
-    check_tiling(tile, overlap); check_precision(precision, auto=True); check_batch_size(batch_size); check_quality(quality)
-    threads, model_mpp = check_threads(threads), check_model_mpp(model_mpp)
-    for name, v, least in (('level', level, 0), ('mask_side', mask_side, 1)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < least: raise ValueError(f"{name} must be an integer >= {least}, got {v!r}")
+    st = SlideSettings.of(settings, **kw)
+    level, tile, overlap, batch_size, precision = st.level, st.tile, st.overlap, st.batch_size, st.precision
+    detect_tissue, quality, mask_side, model_mpp = st.detect_tissue, st.quality, st.mask_side, st.model_mpp
+    threads = check_threads(threads)
     device = check_device(device); check_openvino(precision, device)
     slide, out = Path(slide).expanduser(), Path(out).expanduser()
     check_output(out, 'file', 'output slide'); check_slide_output(out)
@@ -431,7 +419,7 @@ def translate_slide(
             n_tiles = len(ys) * len(xs)
             tissue = [(x, y) for y in ys for x in xs if is_tissue is None or is_tissue(x, y, Lx, Ly)]   # (what auto checks is among them)
             n_tissue = len(tissue)
-            key = slide_key(G, slide, level, tile, overlap, detect_tissue, quality, precision, mask_side, model_mpp)
+            key = slide_key(G, slide, st.replace(model_mpp=model_mpp))
             check = ''
             if precision == 'auto':     # (checked where the slide's tissue is: one window per 8, up to AUTO_WINDOWS, spread over it)
                 picks = auto_windows(tissue, None if soft is None else {p: float(soft_box(soft, tds, *p, Lx, Ly).mean()) for p in tissue})
@@ -493,6 +481,7 @@ def translate_slide(
             if hasattr(new, 'close'): new.close()
         if bar is not None: bar.close()
         s.close()
+    if st.ome_tiff: write_ome_tiff(out)   # (beside it: NAME.ome.tif, the same tiles)
     return SlideResult(out, (W, H), levels, mpp, n_tiles, n_tissue, time.perf_counter() - t_start, tissue_fraction, precision, resumed,
                        t0 - t_start, check, model_mpp, scale)
 

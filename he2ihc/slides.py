@@ -19,12 +19,13 @@ from .runtime import as_generator, check_precision, check_batch_size, generator_
 from .tiling import check_tiling
 from .wsi import open_slide, slide_thumbnail, tissue_mask, mask_box, check_quality, region_rgb, read_slide_key, check_slide_output
 from .inference import translate_slide, slide_key, check_model_mpp
+from .choices import SlideSettings
 from .her2 import score_ihc, tile_score, stain_margin, CELL_CLASSES, COMPLETE_FRACTION
 from .her2 import her2_map_path, write_her2_map
 
 # %% auto #0
-__all__ = ['SLIDE_SUFFIXES', 'REPORT_NAME', 'REGION_FIELDS', 'REPORT_FIELDS', 'KEYED_SETTINGS', 'MAP_WRITTEN', 'list_slides',
-           'SlideScores', 'region_confidence', 'score_slide', 'slide_geojson', 'write_slide_scores', 'worker_generator',
+__all__ = ['SLIDE_SUFFIXES', 'REPORT_NAME', 'REGION_FIELDS', 'REPORT_FIELDS', 'MAP_WRITTEN', 'list_slides', 'SlideScores',
+           'region_confidence', 'score_slide', 'slide_geojson', 'write_slide_scores', 'worker_generator',
            'worker_device', 'her2_files', 'translate_one', 'SlidesReport', 'local_cluster', 'translate_slides']
 
 # %% ../nbs/26_slides.ipynb #0812dd8a
@@ -271,11 +272,9 @@ def worker_device(device=None)->torch.device:
     if torch.cuda.is_available(): return torch.device('cuda', _worker()[1] % torch.cuda.device_count())
     return torch.device('cpu')
 
-KEYED_SETTINGS = dict(level=0, tile=512, overlap=64, detect_tissue=True, quality=90, precision='auto', model_mpp=None)   # what a virtual slide's pixels depend on, with `translate_slide`'s defaults
-
-def _key(G, slide, settings:dict, fingerprint:dict=None)->dict:
-    "The `slide_key` of translating `slide` with `G` and these `translate_slide` settings."
-    return slide_key(G, slide, **{k: settings.get(k, v) for k, v in KEYED_SETTINGS.items()}, fingerprint=fingerprint)
+def _key(G, slide, settings:SlideSettings, fingerprint:dict=None)->dict:
+    "The `slide_key` of translating `slide` with `G` and these settings."
+    return slide_key(G, slide, settings, fingerprint=fingerprint)
 
 def her2_files(out)->list:
     "The HER2 map, region CSV and QuPath GeoJSON that go beside the virtual slide `out`."
@@ -294,18 +293,19 @@ def _scored(row:dict, out, slide, her2:dict, note:str='')->dict:
 def translate_one(
     generator,            # as for `worker_generator`
     slide, out,           # the slide and its virtual slide
-    settings:dict=None,   # keyword arguments of `translate_slide` (tile, overlap, batch_size, precision, level, quality, ...)
-    her2:dict=None,       # keyword arguments of `score_slide` (region, ...); None: no HER2 map
+    settings:SlideSettings=None,   # what to translate it with and write beside it (`SlideSettings`; `her2`: score it and write its map)
     threads:int=None,     # torch CPU threads in this process, and the slide's CPU threads (`translate_slide`); None: the cores
     overwrite:bool=False, # replace an `out` that another generator or other settings wrote (and its HER2 map)
+    device=None,          # None: this worker's GPU, else the CPU (`worker_device`)
 )->dict:                  # the slide's report line (`REPORT_FIELDS`)
     "Translate and score one slide where this runs (or only score it, when it is written and its map is not); a failure is reported in the line, not raised."
     t0 = time.perf_counter()
     row = dict.fromkeys(REPORT_FIELDS, '') | dict(slide=str(slide), output=str(out), status='failed', worker=_worker()[0])
     try:
         if threads: torch.set_num_threads(threads)
-        settings = dict(settings or {})
-        device = worker_device(settings.pop('device', None))
+        settings = SlideSettings.of(settings)
+        her2 = dict(region=settings.her2_region) if settings.her2 else None
+        device = worker_device(device)
         remap = False
         if Path(out).exists():   # (a slide retried after it was written; one written without its map; or, with `overwrite`, one another generator or settings wrote)
             unmapped = her2 is not None and not all(f.exists() for f in her2_files(out))
@@ -320,8 +320,8 @@ def translate_one(
             return row
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always')
-            r = translate_slide(worker_generator(generator, device), slide, out, device=device, progress=False, overwrite=overwrite,
-                                threads=threads, **settings)
+            r = translate_slide(worker_generator(generator, device), slide, out, settings, device=device, progress=False, overwrite=overwrite,
+                                threads=threads)
         area = r.tissue_megapixels * (r.mpp[0] * r.mpp[1] if r.mpp else float('nan'))   # Mpx x um^2/px = mm^2
         row |= dict(status='written', width=r.size[0], height=r.size[1], mpp=round(r.mpp[0], 5) if r.mpp else '',
                     tissue_mm2=round(area, 3) if area == area else '', tissue_mpx=round(r.tissue_megapixels, 3),
@@ -377,19 +377,15 @@ def translate_slides(
     scheduler:str=None,           # address of a running Dask scheduler ('tcp://host:8786'); None: a local cluster
     n_workers:int=None,           # local cluster: worker processes (see `local_cluster`); 0: this process, without Dask
     threads_per_worker:int=None,  # CPU threads per worker (torch's, and each slide's reading and writing); local cluster default: the cores shared out
-    her2:bool=True,               # score each virtual slide and write its HER2 map
-    her2_region:int=512,          # side of the scored regions, level-0 pixels
+    settings:SlideSettings=None,  # windows, batch, precision, quality, level, model scale, HER2 map (`her2`, `her2_region`), OME-TIFF
     suffix:str='.tif',
     progress:bool=True,           # a progress bar over slides
     overwrite:bool=False,         # translate again the outputs another generator or other settings wrote (and replace their HER2 maps)
-    **slide_kw,                   # `translate_slide` settings: level, tile, overlap, batch_size, device, precision, quality, detect_tissue, model_mpp
+    device=None,                  # None: each worker's GPU, else the CPU
+    **kw,                         # `SlideSettings` fields over `settings`: tile=256, her2=False, her2_region=256, ...
 )->SlidesReport:
     "Translate many slides on a Dask cluster: one virtual slide, HER2 map and report line each; a rerun does what is left."
-    bad = set(slide_kw) - {'level', 'tile', 'overlap', 'batch_size', 'device', 'precision', 'quality', 'detect_tissue', 'model_mpp'}
-    if bad: raise TypeError(f"unknown slide settings {sorted(bad)}; translate_slides takes level, tile, overlap, batch_size, device, "
-                            "precision, quality, detect_tissue, model_mpp")
-    check_tiling(slide_kw.get('tile', 512), slide_kw.get('overlap', 64)); check_precision(slide_kw.get('precision', 'auto'), auto=True)
-    check_batch_size(slide_kw.get('batch_size', 8)); check_quality(slide_kw.get('quality', 90)); check_model_mpp(slide_kw.get('model_mpp'))
+    st = SlideSettings.of(settings, **kw)   # (checked once, before any slide)
     if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 0):
         raise ValueError(f"n_workers must be an integer >= 0, got {n_workers!r}")
     if not isinstance(generator, nn.Module):
@@ -404,8 +400,7 @@ def translate_slides(
     out_dir.mkdir(parents=True, exist_ok=True)
     report, t0 = out_dir/REPORT_NAME, time.perf_counter()
     with exclusive_lock(report, 'folder of virtual slides'):   # one run at a time into a folder: each report line is true
-        return _translate_slides(generator, G, pairs, report, t0, scheduler, n_workers, threads_per_worker, her2, her2_region,
-                                 progress, overwrite, slide_kw)
+        return _translate_slides(generator, G, pairs, report, t0, scheduler, n_workers, threads_per_worker, st, progress, overwrite, device)
 
 def _hashes(a, b)->str:
     "Two `slide_hash`es, short: 'quickhash-1 0a6b58b62a0c… then, 56d34e524c9a… now'."
@@ -432,13 +427,14 @@ def _carried(old:dict, new:dict)->dict:
     facts = [p for p in old.get('error', '').split('; ') if p and not p.startswith(_NOTES)]
     return old | new | dict(error='; '.join(facts + list(filter(None, [new.get('error', '')]))))
 
-def _translate_slides(generator, G, pairs, report, t0, scheduler, n_workers, threads_per_worker, her2, her2_region, progress, overwrite, slide_kw):
+def _translate_slides(generator, G, pairs, report, t0, scheduler, n_workers, threads_per_worker, st, progress, overwrite, device):
+    her2 = st.her2
     old = {o: r for o, r in _read_report(report).items() if r.get('status') in ('written', 'skipped')}   # (lines of slides written)
     rows, stale, maps, remap = {}, [], [], set()
     fp = generator_fingerprint(G) if any(o.exists() for _, o in pairs) else None   # (hashed once for all the slides it keys)
     for s, o in pairs:
         if o.exists():
-            have, want = read_slide_key(o), _key(G, s, slide_kw, fp) if s.exists() else None
+            have, want = read_slide_key(o), _key(G, s, st, fp) if s.exists() else None
             if want is not None and have == want and her2 and not all(f.exists() for f in her2_files(o)): remap.add(str(o))   # (scored below)
             elif want is not None and have == want:
                 rows[str(o)] = _carried(old.get(str(o), dict.fromkeys(REPORT_FIELDS, '') | dict(output=str(o))), dict(slide=str(s), status='skipped'))
@@ -450,7 +446,6 @@ def _translate_slides(generator, G, pairs, report, t0, scheduler, n_workers, thr
         raise FileExistsError(f"{report.parent} holds {' and '.join(said)}; pass overwrite=True (--overwrite) to translate those slides "
                               "again and replace them, or choose another output folder")
     todo = [(s, o) for s, o in pairs if str(o) not in rows]
-    h = dict(region=her2_region) if her2 else None
     bar = progress_bar(range(len(todo)), leave=False) if progress and todo else None
     it = iter(bar) if bar is not None else None
     ordered = lambda: [rows[str(o)] for s, o in pairs if str(o) in rows]
@@ -460,7 +455,7 @@ def _translate_slides(generator, G, pairs, report, t0, scheduler, n_workers, thr
         rows[row['output']] = row; _write_report(report, ordered())
         if it is not None: next(it, None); bar.comment = f"{Path(row['slide']).name}: {row['status']}"
     if todo and n_workers == 0:
-        for s, o in todo: done(translate_one(G, s, o, slide_kw, h, threads_per_worker, overwrite))
+        for s, o in todo: done(translate_one(G, s, o, st, threads_per_worker, overwrite, device))
     elif todo:
         from distributed import Client, as_completed
         from distributed.client import FutureCancelledError
@@ -475,7 +470,7 @@ def _translate_slides(generator, G, pairs, report, t0, scheduler, n_workers, thr
                 with warnings.catch_warnings():
                     warnings.filterwarnings('ignore', message='.*[Ll]arge graph')
                     g = client.submit(_held, generator, pure=False) if isinstance(generator, nn.Module) else generator
-                futs = {client.submit(task, g, str(s), str(o), slide_kw, h, threads, overwrite, pure=False): (s, o)
+                futs = {client.submit(task, g, str(s), str(o), st, threads, overwrite, device, pure=False): (s, o)
                         for s, o in todo}
                 for f in as_completed(futs):
                     s, o = futs[f]
