@@ -21,7 +21,7 @@ from .models import pad_to_multiple
 from .runtime import as_generator, generator_name, generator_fingerprint, warn_if_synthetic, check_device, check_precision, check_batch_size, check_openvino, import_openvino, apply_generator, choose_precision, AUTO_WINDOWS, AUTO_MIN_TISSUE, generator_multiple
 from .tiling import check_tiling, window_starts, pad_window, blended_bands, translate_array_tiled, Progress, spread_windows
 from .wsi import (SlideReadError, open_slide, check_level, slide_mpp, slide_thumbnail, tissue_mask, region_rgb,
-                        soft_tissue_mask, soft_box, composite_on_glass, check_quality, write_pyramidal_tiff, write_ome_tiff, check_slide_output,
+                        soft_tissue_mask, soft_box, composite_on_glass, write_pyramidal_tiff, write_ome_tiff, check_slide_output,
                         SLIDE_KEY_TAG, BandSpool, glass_colour, tissue_reach, resume_folder, pyramid_shapes, slide_hash)
 
 # %% auto #0

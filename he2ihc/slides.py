@@ -15,10 +15,9 @@ from fastprogress.fastprogress import progress_bar
 
 from .tiles import HER2_SCORES
 from .files import atomic_write, check_output, exclusive_lock, remove_stale_partials, remove_stale_lock
-from .runtime import as_generator, check_precision, check_batch_size, generator_fingerprint, check_generator_output, warn_if_synthetic, SyntheticGeneratorWarning
-from .tiling import check_tiling
-from .wsi import open_slide, slide_thumbnail, tissue_mask, mask_box, check_quality, region_rgb, read_slide_key, check_slide_output
-from .inference import translate_slide, slide_key, check_model_mpp
+from .runtime import as_generator, generator_fingerprint, check_generator_output, warn_if_synthetic, SyntheticGeneratorWarning
+from .wsi import open_slide, slide_thumbnail, tissue_mask, mask_box, region_rgb, read_slide_key, check_slide_output
+from .inference import translate_slide, slide_key
 from .choices import SlideSettings
 from .her2 import score_ihc, tile_score, stain_margin, CELL_CLASSES, COMPLETE_FRACTION
 from .her2 import her2_map_path, write_her2_map
@@ -136,6 +135,7 @@ def region_confidence(
     "A region's confidence: its stain margin, averaged with the other generators' agreement where there are others."
     m = min(max(float(margin), 0.0), 1.0)
     return m if agreement is None else (m + float(agreement)) / 2
+
 def _edges(n:int, k:int)->list: return [round(i * n / k) for i in range(k + 1)]
 
 def score_slide(
