@@ -21,7 +21,7 @@ from .models import pad_to_multiple
 from .runtime import as_generator, generator_name, generator_fingerprint, warn_if_synthetic, check_device, check_precision, check_batch_size, check_openvino, import_openvino, apply_generator, choose_precision, AUTO_WINDOWS, AUTO_MIN_TISSUE, generator_multiple
 from .tiling import check_tiling, window_starts, pad_window, blended_bands, translate_array_tiled, Progress, spread_windows
 from .wsi import (SlideReadError, open_slide, check_level, slide_mpp, slide_thumbnail, tissue_mask, region_rgb,
-                        soft_tissue_mask, soft_box, composite_on_glass, write_pyramidal_tiff, write_ome_tiff, check_slide_output,
+                        soft_tissue_mask, soft_box, composite_on_glass, write_pyramidal_tiff, write_ome_tiff, ome_tiff_path, check_slide_output,
                         SLIDE_KEY_TAG, BandSpool, glass_colour, tissue_reach, resume_folder, pyramid_shapes, slide_hash)
 
 # %% auto #0
@@ -482,6 +482,9 @@ def translate_slide(
         if bar is not None: bar.close()
         s.close()
     if st.ome_tiff: write_ome_tiff(out)   # (beside it: NAME.ome.tif, the same tiles)
+    elif (ome := ome_tiff_path(out)).exists():   # (an export of the slide this one replaced: said, not deleted)
+        warnings.warn(f"{ome} is the OME-TIFF of an earlier {out.name}, not of the slide just written; write it again with "
+                      "ome_tiff=True (--ome-tiff), or remove it", stacklevel=2)
     return SlideResult(out, (W, H), levels, mpp, n_tiles, n_tissue, time.perf_counter() - t_start, tissue_fraction, precision, resumed,
                        t0 - t_start, check, model_mpp, scale)
 

@@ -16,15 +16,15 @@ from fastprogress.fastprogress import progress_bar
 from .tiles import HER2_SCORES
 from .files import atomic_write, check_output, exclusive_lock, remove_stale_partials, remove_stale_lock
 from .runtime import as_generator, generator_fingerprint, check_generator_output, warn_if_synthetic, SyntheticGeneratorWarning
-from .wsi import open_slide, slide_thumbnail, tissue_mask, mask_box, region_rgb, read_slide_key, check_slide_output
+from .wsi import open_slide, slide_thumbnail, tissue_mask, mask_box, region_rgb, read_slide_key, check_slide_output, write_ome_tiff, ome_tiff_path
 from .inference import translate_slide, slide_key
 from .choices import SlideSettings
 from .her2 import score_ihc, tile_score, stain_margin, CELL_CLASSES, COMPLETE_FRACTION
 from .her2 import her2_map_path, write_her2_map
 
 # %% auto #0
-__all__ = ['SLIDE_SUFFIXES', 'REPORT_NAME', 'REGION_FIELDS', 'REPORT_FIELDS', 'MAP_WRITTEN', 'list_slides', 'SlideScores',
-           'region_confidence', 'score_slide', 'slide_geojson', 'write_slide_scores', 'worker_generator',
+__all__ = ['SLIDE_SUFFIXES', 'REPORT_NAME', 'REGION_FIELDS', 'REPORT_FIELDS', 'MAP_WRITTEN', 'OME_WRITTEN', 'list_slides',
+           'SlideScores', 'region_confidence', 'score_slide', 'slide_geojson', 'write_slide_scores', 'worker_generator',
            'worker_device', 'her2_files', 'translate_one', 'SlidesReport', 'local_cluster', 'translate_slides']
 
 # %% ../nbs/26_slides.ipynb #0812dd8a
@@ -281,6 +281,7 @@ def her2_files(out)->list:
     png = her2_map_path(out); return [png, png.with_suffix('.csv'), png.with_suffix('.geojson')]
 
 MAP_WRITTEN = 'its HER2 map was missing and is written now'   # the note of a skipped slide whose map this run wrote
+OME_WRITTEN = 'its OME-TIFF is written now'                   # ... whose OME-TIFF this run wrote
 
 def _scored(row:dict, out, slide, her2:dict, note:str='')->dict:
     "`row` with the HER2 summary of the virtual slide `out`, its map written beside it; a map that cannot be made is said in the error."
@@ -420,7 +421,7 @@ def _stale(have, want)->str:
             else f"{k} {have.get(k)!r}" for k in diff]
     return "written with " + ', '.join(dict.fromkeys(said))
 
-_NOTES = ('already written', MAP_WRITTEN, 'HER2 map not written')   # what a run did, not what holds of the slide
+_NOTES = ('already written', MAP_WRITTEN, OME_WRITTEN, 'HER2 map not written')   # what a run did, not what holds of the slide
 
 def _carried(old:dict, new:dict)->dict:
     "An earlier run's report line of a slide this run did not translate again: its facts, `new`'s fields over them, its notes of what it did left out."
@@ -438,6 +439,8 @@ def _translate_slides(generator, G, pairs, report, t0, scheduler, n_workers, thr
             if want is not None and have == want and her2 and not all(f.exists() for f in her2_files(o)): remap.add(str(o))   # (scored below)
             elif want is not None and have == want:
                 rows[str(o)] = _carried(old.get(str(o), dict.fromkeys(REPORT_FIELDS, '') | dict(output=str(o))), dict(slide=str(s), status='skipped'))
+                if st.ome_tiff and not ome_tiff_path(o).exists():   # (written by a run that did not ask for it: the export only)
+                    write_ome_tiff(o); rows[str(o)]['error'] = '; '.join(filter(None, [rows[str(o)]['error'], OME_WRITTEN]))
             else: stale.append((o, _stale(have, want) if want is not None else "its slide is missing"))
         elif her2: maps += [f for f in her2_files(o) if f.exists()]
     if (stale or maps) and not overwrite:
