@@ -625,8 +625,9 @@ def build_parser()->argparse.ArgumentParser:
 
     vw = sub.add_parser('view', help="view a slide, its virtual IHC and the real IHC side by side in the browser",
                         description="Serve a local web page of deep-zoom panes that pan and zoom together: HE_SLIDE, "
-                                    "VIRTUAL_SLIDE (its translation, with a blend over the H&E and the HER2 map "
-                                    "VIRTUAL.her2.png where it exists) and REAL_IHC, with a scale bar. Ctrl-C stops it.")
+                                    "VIRTUAL_SLIDE (its translation, with a blend over the H&E and the HER2 regions of "
+                                    "VIRTUAL.her2.geojson, as scored or as reviewed in QuPath, with their unsure regions, or else the map "
+                                    "VIRTUAL.her2.png, where they exist) and REAL_IHC, with a scale bar. Ctrl-C stops it.")
     vw.add_argument('he_slide', type=Path, help="H&E whole-slide image")
     vw.add_argument('virtual_slide', type=Path, help="its virtual IHC (translate-slide's output)")
     vw.add_argument('real_ihc', type=Path, nargs='?', default=None, help="real IHC slide of an adjacent section (optional)")
