@@ -334,7 +334,8 @@ def _demo(a):
     with _locked_run(out, 'demo run'):
         r = train_demo(a.out, data=a.data, method=a.method or DEMO_METHOD, section=a.section, resume=a.resume, overwrite=a.overwrite,
                    seed=a.seed, progress=_progress(a),
-                   **{k: v for k, v in dict(n_epochs=a.epochs, n_epochs_decay=a.decay).items() if v is not None}, **_overrides(a.set))
+                   **{k: v for k, v in dict(n_epochs=a.epochs, n_epochs_decay=a.decay, iterations=a.iterations).items() if v is not None},
+                   **_overrides(a.set))
     out = Path(r['out'])
     print((out/'results/metrics.md').read_text())   # (its last line is `demo_verdict`'s, on the HER2 measures)
     print(f"results in {out/'results'}: samples.png, loss_curves.png, confusion.png, metrics.csv, metrics.md")
@@ -472,6 +473,8 @@ def build_parser()->argparse.ArgumentParser:
     d.add_argument('--epochs', type=int, default=None, help="epochs at the initial learning rate (default: the demo's schedule for the method: "
                    "every method gets about 4,096 iterations)")
     d.add_argument('--decay', type=int, default=None, help="epochs of linear decay (default: the demo's schedule for the method)")
+    d.add_argument('--iterations', type=_int_in(1), default=None, help="training iterations the demo's schedule is made for (default 4,096, "
+                   "which fits ten minutes on two cores; 8,192 reads the 3+ tiles as 3+ far more often: benchmarks/RESULTS.md)")
     d.add_argument('--resume', action='store_true', help="continue an interrupted demo from OUT/checkpoint.pt")
     d.add_argument('--seed', type=int, default=0, help="random seed (default 0)")
     d.add_argument('--set', nargs='+', action='extend', metavar='NAME=VALUE', help="override settings, e.g. --set ngf=16 (may be repeated)")
