@@ -113,8 +113,8 @@ def read_regions(
     W, H = size
     out = []
     for i, f in enumerate(gj['features']):
-        pr = f.get('properties') or {} if isinstance(f, dict) else {}
-        if pr.get('objectType') != 'tile': continue
+        pr = (f.get('properties') or {}) if isinstance(f, dict) else {}
+        if not isinstance(pr, dict) or pr.get('objectType') != 'tile': continue
         g = f.get('geometry') or {}
         try:
             assert g.get('type') == 'Polygon'
