@@ -152,6 +152,23 @@ class HER2Result:
         return np.r_[np.int8(-1), self.cell_class.astype(np.int8)][self.cells]
 
 # %% ../nbs/13_her2.ipynb #81564528
+def _classify(
+    peak:np.ndarray,     # (n, sectors) peak DAB OD of each cell's membrane sectors, not finite where a sector has no ring pixels
+    st:dict,             # the thresholds (`HER2Result.settings`)
+    scale:float=1.0,     # read the DAB as this many times stronger
+)->tuple:                # (completeness, intensity, class per cell, tile score)
+    "Steps 5 and 6 of `score_ihc`: each cell's completeness, intensity and class, and the tile's score by the ASCO/CAP rule."
+    present = np.isfinite(peak)
+    positive = present & (np.where(present, peak, -np.inf) * scale > st['positive_od'])
+    completeness = positive.sum(1) / np.maximum(present.sum(1), 1)
+    intensity = scale * np.where(positive, peak, 0).sum(1) / np.maximum(positive.sum(1), 1)
+    complete = completeness >= st['complete_fraction']
+    cls = np.where(completeness >= st['stained_fraction'], 1, 0)
+    cls = np.where(complete & (intensity >= st['moderate_od']), 2, cls)
+    cls = np.where(complete & (intensity >= st['intense_od']), 3, cls)
+    f = np.bincount(cls, minlength=4) / max(len(cls), 1)
+    return completeness, intensity, cls, tile_score(f[1:].sum(), f[2:].sum(), f[3], st['cutoff'])
+
 def score_ihc(
     image,                                  # uint8 RGB (H, W, 3), PIL image, image path, or tensor (3, H, W) in [-1, 1]
     stains=None,                            # stain vectors (see `stain_matrix`); None: Ruifrok-Johnston
@@ -216,22 +233,16 @@ def score_ihc(
     np.maximum.at(peak, lab * sectors + np.minimum(sec, sectors - 1), ndimage.gaussian_filter(dab, 0.5)[yy, xx])
     peak = peak.reshape(n + 1, sectors)[1:]
     present = np.isfinite(peak)
-    positive = present & (peak > positive_od)
-    completeness = positive.sum(1) / np.maximum(present.sum(1), 1)
-    intensity = np.where(positive, peak, 0).sum(1) / np.maximum(positive.sum(1), 1)
     # 6. classes and the tile score
-    complete = completeness >= complete_fraction
-    cls = np.where(completeness >= stained_fraction, 1, 0)
-    cls = np.where(complete & (intensity >= moderate_od), 2, cls)
-    cls = np.where(complete & (intensity >= intense_od), 3, cls)
-    frac = np.bincount(cls, minlength=4) / max(n, 1)
-    flat = dab.ravel()
-    top = max(1, flat.size // 10)
     settings = dict(nucleus_radius=nucleus_radius, cytoplasm=cytoplasm, ring_width=int(ring_width), sectors=sectors,
                     nucleus_od=nucleus_od, tissue_od=tissue_od, positive_od=positive_od, stained_fraction=stained_fraction,
                     complete_fraction=complete_fraction, moderate_od=moderate_od, intense_od=intense_od, cutoff=cutoff)
+    completeness, intensity, cls, score = _classify(peak, settings)
+    frac = np.bincount(cls, minlength=4) / max(n, 1)
+    flat = dab.ravel()
+    top = max(1, flat.size // 10)
     return HER2Result(
-        score=tile_score(frac[1:].sum(), frac[2:].sum(), frac[3], cutoff), fractions=dict(zip(CELL_CLASSES, frac.tolist())),
+        score=score, fractions=dict(zip(CELL_CLASSES, frac.tolist())),
         n_cells=n, dab_mean=float(flat.mean()), dab_p90=float(np.partition(flat, flat.size - top)[-top:].mean()),
         positive_area=float((flat > positive_od).mean()), tissue_fraction=float(tissue.mean()),
         completeness=completeness, intensity=intensity.astype(np.float32), cell_class=cls,
@@ -245,17 +256,7 @@ def score_at(
 )->str:                  # the tile's score so read
     "The score `r` would have if its DAB were `scale` times stronger (per-cell peaks and `r`'s own settings; the image is not read again)."
     if not scale > 0: raise ValueError(f"scale must be positive, got {scale!r}")
-    st, pk = r.settings, r.sector_peaks
-    present = np.isfinite(pk)
-    positive = present & (np.where(present, pk, -np.inf) * scale > st['positive_od'])
-    completeness = positive.sum(1) / np.maximum(present.sum(1), 1)
-    intensity = scale * np.where(positive, pk, 0).sum(1) / np.maximum(positive.sum(1), 1)
-    complete = completeness >= st['complete_fraction']
-    cls = np.where(completeness >= st['stained_fraction'], 1, 0)
-    cls = np.where(complete & (intensity >= st['moderate_od']), 2, cls)
-    cls = np.where(complete & (intensity >= st['intense_od']), 3, cls)
-    f = np.bincount(cls, minlength=4) / max(len(cls), 1)
-    return tile_score(f[1:].sum(), f[2:].sum(), f[3], st['cutoff'])
+    return _classify(r.sector_peaks, r.settings, scale)[3]
 
 def stain_margin(
     r:HER2Result,         # a tile scored by `score_ihc`

@@ -374,7 +374,7 @@ def _held(x):
 def translate_slides(
     generator,                    # an exported generator or training checkpoint file (every worker must see it), or a module
     slides,                       # a folder of slides, a CSV manifest, or a list of slide paths (see `list_slides`)
-    out_dir,                      # output folder: NAME.tif, NAME.her2.png, NAME.her2.csv per slide, and the report
+    out_dir,                      # output folder: NAME.tif, NAME.her2.png, .csv and .geojson (and NAME.ome.tif) per slide, and the report
     scheduler:str=None,           # address of a running Dask scheduler ('tcp://host:8786'); None: a local cluster
     n_workers:int=None,           # local cluster: worker processes (see `local_cluster`); 0: this process, without Dask
     threads_per_worker:int=None,  # CPU threads per worker (torch's, and each slide's reading and writing); local cluster default: the cores shared out

@@ -264,19 +264,10 @@ def ome_tiff_path(
     "Where the OME-TIFF export of a virtual slide goes."
     p = Path(virtual); return p.with_name(p.stem + '.ome.tif')
 
-def _mpp_of(page)->tuple|None:
-    "(x, y) microns per pixel from a TIFF page's resolution tags, or None."
-    t = page.tags
-    if 'XResolution' not in t or 'YResolution' not in t: return None
-    per_um = {2: 1e-4 * 2.54, 3: 1e-4}.get(int(t['ResolutionUnit'].value) if 'ResolutionUnit' in t else 2)   # pixels per inch / per cm -> per um
-    (xn, xd), (yn, yd) = t['XResolution'].value, t['YResolution'].value
-    if per_um is None or not xn or not yn: return None
-    return (xd / xn / per_um, yd / yn / per_um)
-
 def write_ome_tiff(
     src,                   # a pyramidal TIFF of `write_pyramidal_tiff` (a virtual slide)
     dst=None,              # the OME-TIFF to write (default `ome_tiff_path(src)`)
-    mpp:tuple=None,        # (x, y) microns per pixel of level 0; None: from `src`'s resolution tags
+    mpp:tuple=None,        # (x, y) microns per pixel of level 0; None: `src`'s own, as OpenSlide reads it (`slide_mpp`)
     name:str=None,         # the image's name in the OME-XML (default: `src`'s stem)
 )->Path:
     "Copy a pyramidal TIFF into a pyramidal OME-TIFF (levels in SubIFDs, PhysicalSizeX/Y in um), tile by tile, without re-encoding."
@@ -288,7 +279,8 @@ def write_ome_tiff(
         p0 = levels[0]
         if p0.compression != 7 or not p0.is_tiled or p0.shape[-1:] != (3,):
             raise ValueError(f"{src}: not a tiled JPEG RGB pyramid as write_pyramidal_tiff writes one")
-        mpp = tuple(mpp) if mpp is not None else _mpp_of(p0)
+        if mpp is None:
+            with open_slide(src) as sl: mpp = slide_mpp(sl, 0)
         fh = tf.filehandle
         def raw(page):   # the page's compressed tiles, as stored
             for off, n in zip(page.dataoffsets, page.databytecounts): fh.seek(off); yield fh.read(n)
