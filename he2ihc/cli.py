@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import __version__
-from .choices import METHODS, DEMO_METHOD, PRECISIONS, INFERENCE_PRECISIONS, METRICS, SPLITS, DEFAULT_SEEDS, default_threads, SlideSettings
+from .choices import METHODS, DEMO_METHOD, DEMO_ITERATIONS, DEMO_BATCH, PRECISIONS, INFERENCE_PRECISIONS, METRICS, SPLITS, DEFAULT_SEEDS, default_threads, SlideSettings
 from .files import check_output, exclusive_lock
 
 # %% auto #0
@@ -303,8 +303,12 @@ def _train_locked(a, out:Path, ck:Path):
                          "ask for more epochs with --epochs or --decay")
     dls = preset_dls(a.data, p, bs=a.bs)
     views = 'multi-magnification views' if makes_multimag(dls) else f'{p.crop_size}x{p.crop_size} crops'
+    from he2ihc.train import training_precision
+    from he2ihc.demo import PRECISION_NAMES
+    prec = training_precision(a.precision, dls.device)
     print(f"{p.name}: {len(dls.train_ds)} training items per epoch ({views}), {len(dls.valid_ds)} validation tiles, "
-          f"{p.n_epochs} + {p.n_epochs_decay} epochs on {dls.device}", flush=True)
+          f"{p.n_epochs} + {p.n_epochs_decay} epochs on {dls.device}, in {PRECISION_NAMES[prec]}"
+          + (f" (--precision auto{': this CPU has bfloat16 in hardware' if prec == 'bf16' else ''})" if a.precision == 'auto' else ''), flush=True)
     before = ck.stat().st_mtime_ns if ck.exists() else None   # (the checkpoint an --overwrite run replaces is not its own)
     try: r = train_run(dls, out, p, seed=a.seed, precision=a.precision, resume=a.resume, overwrite=a.overwrite, progress=_progress(a),
                        checkpoint_every=a.checkpoint_every, log=lambda s: print(s, flush=True))
@@ -333,7 +337,7 @@ def _demo(a):
                               "replace it with --overwrite, or choose another --out")
     with _locked_run(out, 'demo run'):
         r = train_demo(a.out, data=a.data, method=a.method or DEMO_METHOD, section=a.section, resume=a.resume, overwrite=a.overwrite,
-                   seed=a.seed, progress=_progress(a),
+                   seed=a.seed, progress=_progress(a), bs=a.bs, precision=a.precision,
                    **{k: v for k, v in dict(n_epochs=a.epochs, n_epochs_decay=a.decay, iterations=a.iterations).items() if v is not None},
                    **_overrides(a.set))
     out = Path(r['out'])
@@ -370,8 +374,10 @@ def _quiet(p):
 def _device(p, default:str="cuda when there is a GPU, else the CPU"):
     p.add_argument('--device', default=None, help=f"cpu, cuda, cuda:1 ... (default: {default})")
 
-def _training_precision(p, default='fp32'):
-    p.add_argument('--precision', choices=PRECISIONS, default=default, help="mixed precision on a GPU: bf16 or fp16 (default fp32)")
+def _training_precision(p, default='auto'):
+    p.add_argument('--precision', choices=PRECISIONS + ('auto',), default=default,
+                   help="training precision: fp32, bf16 or fp16 autocast, or auto: bf16 on a CPU with bfloat16 in hardware (AVX512-BF16, AMX), "
+                        "fp32 elsewhere (default " + ("auto)" if default == 'auto' else "fp32, or the run's own when it is resumed)"))
 
 def _slide_settings(a, **kw)->SlideSettings:
     "The `SlideSettings` of a slide command's options (`_slide_options`), with `kw`."
@@ -471,10 +477,12 @@ def build_parser()->argparse.ArgumentParser:
     d.add_argument('--section', choices=('same', 'adjacent'), default='same',
                    help="when OUT/data is made: IHC of the same section restained, aligned (default), or of the adjacent section, misaligned")
     d.add_argument('--epochs', type=int, default=None, help="epochs at the initial learning rate (default: the demo's schedule for the method: "
-                   "every method gets about 4,096 iterations)")
+                   "every method sees about 8,192 crops or views)")
     d.add_argument('--decay', type=int, default=None, help="epochs of linear decay (default: the demo's schedule for the method)")
-    d.add_argument('--iterations', type=_int_in(1), default=None, help="training iterations the demo's schedule is made for (default 4,096, "
-                   "which fits ten minutes on two cores; 8,192 reads the 3+ tiles as 3+ far more often: benchmarks/RESULTS.md)")
+    d.add_argument('--iterations', type=_int_in(1), default=None, help=f"training iterations the demo's schedule is made for (default "
+                   f"{DEMO_ITERATIONS:,} of --bs crops, which fits ten minutes on two cores: benchmarks/RESULTS.md)")
+    d.add_argument('--bs', type=_int_in(1), default=DEMO_BATCH, help=f"crops per training iteration (default {DEMO_BATCH}; 1 as the paper)")
+    _training_precision(d)
     d.add_argument('--resume', action='store_true', help="continue an interrupted demo from OUT/checkpoint.pt")
     d.add_argument('--seed', type=int, default=0, help="random seed (default 0)")
     d.add_argument('--set', nargs='+', action='extend', metavar='NAME=VALUE', help="override settings, e.g. --set ngf=16 (may be repeated)")

@@ -15,15 +15,14 @@ from .tiles import tensor_to_rgb, load_rgb, score_from_name, HER2_SCORES
 from .metrics import rows_agreement, dab_od
 from .evaluation import Evaluation
 from .presets import get_preset
-from .choices import DEMO_METHOD
+from .choices import DEMO_METHOD, DEMO_ITERATIONS, DEMO_BATCH
 
 # %% auto #0
-__all__ = ['DEMO_SIZING', 'DEMO_ITERATIONS', 'DEMO_ACCEPTANCE', 'DEMO_MARGIN', 'LOWER_IS_BETTER', 'PATHOLOGIST_ACCEPTANCE',
-           'PATHOLOGIST_MARGIN', 'demo_settings', 'demo_verdict', 'evaluate_translations', 'sample_rows', 'train_demo']
+__all__ = ['DEMO_SIZING', 'DEMO_ACCEPTANCE', 'DEMO_MARGIN', 'LOWER_IS_BETTER', 'PATHOLOGIST_ACCEPTANCE', 'PATHOLOGIST_MARGIN',
+           'PRECISION_NAMES', 'demo_settings', 'demo_verdict', 'evaluate_translations', 'sample_rows', 'train_demo']
 
 # %% ../nbs/18_demo.ipynb #5342465a
 DEMO_SIZING = dict(ngf=16, crop_size=96, d_layers=3)  # what any method gets in the demo: a CPU-sized generator, crops and discriminator
-DEMO_ITERATIONS = 4096                               # training iterations of the demo, whatever a method's views per epoch
 DEMO_ACCEPTANCE = dict(HER2_kappa=0.6, Membrane_MAE=0.15)   # a translating model: kappa at least, membrane MAE at most, this
 DEMO_MARGIN = dict(HER2_kappa=0.1, Membrane_MAE=0.05)       # ... and ahead of the untrained generator and the identity by this
 LOWER_IS_BETTER = ('Membrane_MAE', 'DAB_p90_MAE')
@@ -33,19 +32,21 @@ PATHOLOGIST_ACCEPTANCE = dict(HER2_acc=0.75, HER2_kappa=0.8, HER2_3plus_recall=1
 PATHOLOGIST_MARGIN = dict(HER2_acc=0.1, HER2_kappa=0.1)   # (a model that reads everything 3+ has every 3+ right: the baselines are beaten on the scores)
 
 _SCHEDULE = ('n_epochs', 'n_epochs_decay', 'warmup_epochs')
+PRECISION_NAMES = dict(fp32='float32', bf16='bf16 autocast', fp16='fp16 autocast')
 
 def demo_settings(
     method:str=DEMO_METHOD,          # a preset name
     n_train:int=64,                  # training tiles of the dataset
     iterations:int=DEMO_ITERATIONS,  # training iterations to aim at
+    bs:int=DEMO_BATCH,               # crops (or views) per iteration
     **overrides,                     # preset settings the run changes: they may change the views per tile, or set the schedule
 )->dict:                             # preset overrides: the sizing, the other `overrides`, and n_epochs, n_epochs_decay, warmup_epochs
-    "The demo's settings of `method`: `DEMO_SIZING`, and its schedule rescaled to about `iterations` iterations on `n_train` tiles."
+    "The demo's settings of `method`: `DEMO_SIZING`, and its schedule rescaled to about `iterations` iterations of `bs` crops on `n_train` tiles."
     from he2ihc.magnification import MultiMagViews
     p = get_preset(method, **{**DEMO_SIZING, **{k: v for k, v in overrides.items() if k not in _SCHEDULE}})   # the preset's own schedule
     views = MultiMagViews(p.crop_size).views_per_tile if p.multimag else p.crops_per_tile
     old = p.n_epochs + p.n_epochs_decay
-    total = max(2, round(iterations / (n_train * views)))
+    total = max(2, round(iterations * bs / (n_train * views)))
     n_epochs = overrides.get('n_epochs', max(1, round(total * p.n_epochs / old)))
     decay = overrides.get('n_epochs_decay', max(0, total - n_epochs))
     # the warm-up keeps its share of the preset's schedule, also of a schedule the run lengthens
@@ -161,12 +162,16 @@ def train_demo(
     progress:bool=True,       # progress bars and the epoch table
     log=print,                # where the epoch lines go without progress bars
     overwrite:bool=False,     # start afresh in a RUN that holds a demo run (its checkpoint, generator or results)
-    **overrides,              # preset settings over `demo_settings(method)`, e.g. n_epochs=2
+    bs:int=DEMO_BATCH,        # crops per training iteration
+    precision:str='auto',     # 'auto': bf16 autocast on a CPU with bfloat16 in hardware, else float32; or 'fp32', 'bf16', 'fp16'
+    **overrides,              # preset settings over `demo_settings(method)`, e.g. n_epochs=2, iterations=1024
 )->dict:                      # metrics of the trained and untrained generators and of the identity
-    "Train `method` on the demo dataset for `DEMO_ITERATIONS` iterations on a CPU and compare it with its starting point and with the input."
+    "Train `method` on the demo dataset for `DEMO_ITERATIONS` iterations of `DEMO_BATCH` crops on a CPU; compare it with its start and with the input."
     from he2ihc.synthetic import make_demo_dataset, demo_dataset_unfinished
     from he2ihc.data import find_pairs
     from he2ihc.runs import preset_dls, train_run
+    from he2ihc.train import training_precision
+    prec = training_precision(precision)   # (checked before anything is written)
     out = Path(out); res = out/'results'
     resume = resume and (out/'checkpoint.pt').exists()
     if not resume and not overwrite and (held := [f.relative_to(out).as_posix() for f in (out/'checkpoint.pt', out/'generator.pt', res/'metrics.csv')
@@ -179,10 +184,14 @@ def train_demo(
     if data == out/'data' and (not (data/'manifest.csv').exists() or demo_dataset_unfinished(data)):   # missing, or cut short
         make_demo_dataset(data, seed=seed, section=section, progress=progress)
     index = find_pairs(data)
-    p = get_preset(method, **demo_settings(method, len(index.splits.get('train', ())) or 64, **overrides))
-    dls = preset_dls(index, p, bs=1, val_bs=4)
+    p = get_preset(method, **demo_settings(method, len(index.splits.get('train', ())) or 64, bs=bs, **overrides))
+    dls = preset_dls(index, p, bs=bs, val_bs=4)
+    on = 'a GPU' if torch.cuda.is_available() else f"{torch.get_num_threads()} CPU thread{'s' * (torch.get_num_threads() > 1)}"
+    log(f"{method}: {len(dls.train) * (p.n_epochs + p.n_epochs_decay)} iterations of {bs} {p.crop_size}-pixel crop{'s' * (bs > 1)} "
+        f"({p.n_epochs} + {p.n_epochs_decay} epochs) on {on}, in {PRECISION_NAMES[prec]}"
+        + (f" (precision 'auto' on this CPU{': it has bfloat16 in hardware' if prec == 'bf16' else ''}; --precision sets it)" if precision == 'auto' else ''))
     kept = {}    # the generator as it starts, before a checkpoint is read or a step taken: the baseline it must beat
-    r = train_run(dls, out, p, seed=seed, resume=resume, overwrite=overwrite, progress=progress, log=log,
+    r = train_run(dls, out, p, seed=seed, precision=precision, resume=resume, overwrite=overwrite, progress=progress, log=log,
                   on_start=lambda learn: kept.setdefault('G', copy.deepcopy(learn.model.G).eval()))
     learn, untrained, train_s = r['learn'], kept['G'], r['seconds']
     G = learn.model.G.eval()
@@ -205,8 +214,8 @@ def train_demo(
     warm = f", the first {p.warmup_epochs} on pixel terms alone" if p.warmup_epochs else ''
     md = [f"# {method} on the demo dataset", '',
           f"{len(dls.train_ds.pairs)} training pairs ({len(dls.train_ds)} training views per epoch), {results['trained']['n']} held-out pairs; "
-          f"{p.n_epochs} + {p.n_epochs_decay} epochs{warm}: {iters} iterations of {p.crop_size}x{p.crop_size} crops, ngf {p.ngf}; "
-          f"training took {train_s / 60:.1f} min on {'a GPU' if torch.cuda.is_available() else f'{torch.get_num_threads()} CPU threads'}.", '',
+          f"{p.n_epochs} + {p.n_epochs_decay} epochs{warm}: {iters} iterations of {bs} {p.crop_size}x{p.crop_size} crop{'s' * (bs > 1)}, ngf {p.ngf}, "
+          f"{PRECISION_NAMES[prec]}; training took {train_s / 60:.1f} min on {on}.", '',
           '| model | PSNR (dB) | SSIM | L1 | HER2 kappa | HER2 accuracy | 3+ read 3+ | membrane MAE | membrane r | ring 2+ | ring 3+ | DAB p90 r |',
           '|---|---|---|---|---|---|---|---|---|---|---|---|']
     md += [f"| {k} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['l1']:.3f} | {fmt(r['HER2_kappa'], 3)} | {fmt(r['HER2_acc'], 3)} | "

@@ -490,7 +490,7 @@ def reproduce(
     crop:int=None,         # training crop for every method (default: the presets', 512)
     overrides:dict=None,   # preset settings for every method, e.g. {'ngf': 32}
     bs:int=None,           # batch size (default 1, as the paper)
-    precision:str=None,    # 'fp32' (default), 'bf16', 'fp16'
+    precision:str=None,    # 'fp32' (default), 'bf16', 'fp16', or 'auto' (`he2ihc.train.training_precision`: bf16 on a CPU with it in hardware)
     metrics=None,          # `he2ihc.metrics.METRICS` to compute (default all)
     device=None,           # where to train and evaluate (default: CUDA when present)
     inception=None, resnet50=None, alexnet=None,   # weights of FID/KID, PHV, LPIPS (default: the torch hub cache)
@@ -511,7 +511,10 @@ def reproduce(
     for k, v in dict(epochs=epochs, decay=decay).items():
         if v is not None and (not isinstance(v, int) or v < 0): raise ValueError(f"{k} must be a whole number of epochs >= 0, got {v!r}")
     if bs is not None and bs < 1: raise ValueError(f"bs must be at least 1, got {bs}")
-    if precision is not None and precision not in PRECISIONS: raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == 'auto':   # (recorded as what it picks here, so a resumed run goes on in it)
+        from he2ihc.train import training_precision
+        precision = training_precision('auto', device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    if precision is not None and precision not in PRECISIONS: raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS + ('auto',))}")
     if metrics is not None:
         metrics = [m.strip() for m in ([metrics] if isinstance(metrics, str) else metrics) for m in m.split(',') if m.strip()]
         if not metrics or set(metrics) - set(METRICS): raise ValueError(f"unknown metrics {sorted(set(metrics) - set(METRICS)) or metrics}; choose from {', '.join(METRICS)}")

@@ -39,7 +39,7 @@ from .checkpoints import (FORMAT_VERSION, CHECKPOINT_FORMAT, GENERATOR_FORMAT, C
 
 # %% auto #0
 __all__ = ['NAN_CHECKS', 'REFUSED_CALLBACKS', 'flat_lin_factor', 'flat_lin_schedule', 'StainTrainer', 'TermMetric',
-           'StainLearner', 'CheckpointCallback', 'makes_multimag', 'stain_learner']
+           'StainLearner', 'CheckpointCallback', 'makes_multimag', 'training_precision', 'stain_learner']
 
 # %% ../nbs/16_train.ipynb #2d802e97
 def flat_lin_factor(
@@ -486,10 +486,21 @@ def makes_multimag(dls)->bool:
     on_the_fly = getattr(getattr(dls, 'train_ds', None), 'multimag', None) is not None
     return on_the_fly or (dls.path is not None and (Path(dls.path)/'multimag.json').exists())
 
+def training_precision(
+    precision:str='auto',   # 'fp32', 'bf16', 'fp16', or 'auto': bf16 autocast on a CPU with bfloat16 in hardware, float32 elsewhere
+    device=None,            # where the run trains (default: the CPU)
+)->str:                     # 'fp32', 'bf16' or 'fp16'
+    "The precision a run trains in: `precision` itself, or what 'auto' picks for `device`."
+    if precision not in PRECISIONS + ('auto',):
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS + ('auto',))}")
+    if precision != 'auto': return precision
+    from he2ihc.runtime import cpu_has_native_bf16
+    return 'bf16' if torch.device(device or 'cpu').type == 'cpu' and cpu_has_native_bf16() else 'fp32'
+
 def stain_learner(
     dls,                        # paired DataLoaders (`paired_dls`); unpaired methods need `unpaired=True`
     method:str|Preset='ours',   # one of `PRESETS`, or a `Preset`
-    precision:str='fp32',       # 'fp32', 'bf16' or 'fp16' (mixed precision on a GPU)
+    precision:str='fp32',       # 'fp32', 'bf16' or 'fp16' (mixed precision), or 'auto' (`training_precision`)
     channels_last:bool=False,   # channels-last memory layout (faster convolutions on recent GPUs)
     compile:bool=False,         # `torch.compile` the generator's and discriminator's passes (paired methods)
     nan_check:str='step',       # 'step': stop before an update with a non-finite loss; 'epoch': check when logged, no sync per step
@@ -522,7 +533,7 @@ def stain_learner(
         p = p.replace(crop_size=crop)
     net = build_networks(p)
     if crop: check_crop(net.D, crop, p)
-    trainer = StainTrainer(p, precision, channels_last, nan_check, compile)
+    trainer = StainTrainer(p, training_precision(precision, dls.device), channels_last, nan_check, compile)
     opt_func = partial(OptimWrapper, opt=partial(torch.optim.Adam, betas=(p.beta1, p.beta2)))
     cbs = [trainer] + ([CheckpointCallback(checkpoint, checkpoint_every)] if checkpoint else []) + list(cbs or [])
     learn = StainLearner(dls, net.to(dls.device or 'cpu'), loss_func=l1, opt_func=opt_func, lr=p.lr, wd=None,
