@@ -15,7 +15,7 @@ code is used as it is and is not copied into he2ihc.
 It then runs benchmarks/train_step.py with the reference first in each round: every he2ihc figure comes with its
 ratio to the reference's seconds per iteration, measured interleaved in the same process.
 """
-import argparse, sys, time
+import argparse, sys, time, types
 from pathlib import Path
 import torch
 
@@ -35,6 +35,8 @@ class ReferenceStep:
         if not (checkout/'models'/'cpt_model.py').exists():
             raise SystemExit(f"{checkout}: not a checkout of AdaptiveSupervisedPatchNCE (models/cpt_model.py is missing)")
         sys.path.insert(0, str(checkout))
+        try: import cv2  # noqa: F401
+        except ImportError: sys.modules['cv2'] = types.ModuleType('cv2')   # only its util.util's colour transfer uses OpenCV, not training
         from models import gauss_pyramid
         from models.cpt_model import CPTModel
         self.device = torch.device(device)

@@ -11,7 +11,9 @@ compare methods by the ratios of one run. `--reference PATH` adds the public ASP
 github.com/lifangda01/AdaptiveSupervisedPatchNCE; see reference_step.py) to the rounds. A method written `asp@onednn`
 runs that preset with PyTorch's default CPU convolutions instead of NNPACK's (he2ihc.models.fast_cpu_convs), and
 `asp@compile` with torch.compile (GPU), so one run can show what each part of the speed-up is worth; `ours@bf16` (or
-@fp32, @fp16) trains that row in its own precision, so fp32 and bf16 steps can be interleaved in one run.
+@fp32, @fp16) trains that row in its own precision, so fp32 and bf16 steps can be interleaved in one run; `@bs4` gives a
+row its own batch size, and `@adv` times a step after a preset's pixel-term warm-up (`ours_fast`: every term, both
+networks; without it, a warm-up step).
 
 FLOPs per step are counted once per method with torch.utils.flop_counter (matrix products and convolutions, forward
 and backward, as a direct convolution does them: NNPACK's Winograd and FFT convolutions do fewer multiplications, so
@@ -61,9 +63,10 @@ class He2ihcStep:
         from he2ihc.train import stain_learner
         from he2ihc.models import fast_cpu_convs
         method, *flags = method.split('@')
-        if set(flags) - {'onednn', 'compile', 'fp32', 'bf16', 'fp16'}:
-            raise SystemExit(f"unknown method suffix in {method}@{'@'.join(flags)}: use @onednn, @compile, @fp32, @bf16 or @fp16")
+        bad = {f for f in flags if not (f in ('onednn', 'compile', 'fp32', 'bf16', 'fp16', 'adv') or (f[:2] == 'bs' and f[2:].isdigit()))}
+        if bad: raise SystemExit(f"unknown method suffix in {method}@{'@'.join(flags)}: use @onednn, @compile, @fp32, @bf16, @fp16, @adv or @bsN")
         precision = next((f for f in flags if f in ('fp32', 'bf16', 'fp16')), precision)   # a method's own precision, e.g. ours@bf16
+        bs = self.bs = next((int(f[2:]) for f in flags if f[:2] == 'bs'), bs)               # its own batch, e.g. ours_fast@bs4
         self.convs = (lambda: fast_cpu_convs(False)) if 'onednn' in flags else contextlib.nullcontext
         compile = compile or 'compile' in flags
         global _demo
@@ -75,6 +78,7 @@ class He2ihcStep:
             self.learn = learn = stain_learner(dls, method, precision=precision, channels_last=channels_last, compile=compile,
                                                nan_check=nan_check, seed=0, **overrides)
         learn.create_opt(); learn.model.train(); learn.epoch, learn.iter, learn.training = 0, 0, True
+        if 'adv' in flags: learn.epoch = learn.stain_trainer.preset.warmup_epochs   # past a preset's pixel-term warm-up: every term, both networks
         self.t = learn.stain_trainer; self.t.before_fit()
         g = torch.Generator().manual_seed(0)
         he, ihc = [(torch.rand(bs, 3, size, size, generator=g) * 2 - 1).to(device) for _ in range(2)]
@@ -120,7 +124,7 @@ def run(steps:dict, bs:int, iters:int, rounds:int, warmup:int=2)->dict:
         t = sorted(r['times'])
         r['s_per_iter'] = sum(r['times']) / len(r['times'])
         r['s_per_iter_median'] = t[len(t) // 2]
-        r['images_per_s'] = bs / r['s_per_iter']
+        r['images_per_s'] = getattr(steps[name], 'bs', bs) / r['s_per_iter']
     return res
 
 def markdown(rows:list)->str:
@@ -173,7 +177,7 @@ def main(argv=None):
     for m, r in res.items():
         gflop = 0 if a.no_flops else count_flops(steps[m]) / 1e9
         util = gflop / r['s_per_iter'] / (peak * 1e3) if peak and gflop else None
-        rows.append(dict(device=name, method=m, size=a.size, bs=a.bs, precision=getattr(getattr(steps[m], 't', None), 'precision', 'fp32') + (' cl' if a.channels_last else ''),
+        rows.append(dict(device=name, method=m, size=a.size, bs=getattr(steps[m], 'bs', a.bs), precision=getattr(getattr(steps[m], 't', None), 'precision', 'fp32') + (' cl' if a.channels_last else ''),
                          gflop=gflop, utilisation=util, ratio=r['s_per_iter'] / first, **r))
         print(f"{m}: {r['s_per_iter']:.3f} s/iter ({r['images_per_s']:.2f} images/s), {gflop:.0f} GFLOP/step, "
               f"peak memory {r['peak_mem'] / 2**30:.2f} GiB, ratio to {next(iter(res))} {r['s_per_iter'] / first:.3f}, "

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import __version__
-from .choices import METHODS, DEMO_METHOD, DEMO_ITERATIONS, DEMO_BATCH, PRECISIONS, INFERENCE_PRECISIONS, METRICS, SPLITS, DEFAULT_SEEDS, default_threads, SlideSettings
+from .choices import METHODS, DEMO_METHOD, DEMO_ITERATIONS, DEMO_BATCH, PRECISIONS, PRECISION_NAMES, INFERENCE_PRECISIONS, METRICS, SPLITS, DEFAULT_SEEDS, default_threads, SlideSettings
 from .files import check_output, exclusive_lock
 
 # %% auto #0
@@ -304,7 +304,6 @@ def _train_locked(a, out:Path, ck:Path):
     dls = preset_dls(a.data, p, bs=a.bs)
     views = 'multi-magnification views' if makes_multimag(dls) else f'{p.crop_size}x{p.crop_size} crops'
     from he2ihc.train import training_precision
-    from he2ihc.demo import PRECISION_NAMES
     prec = training_precision(a.precision, dls.device)
     print(f"{p.name}: {len(dls.train_ds)} training items per epoch ({views}), {len(dls.valid_ds)} validation tiles, "
           f"{p.n_epochs} + {p.n_epochs_decay} epochs on {dls.device}, in {PRECISION_NAMES[prec]}"
@@ -374,10 +373,11 @@ def _quiet(p):
 def _device(p, default:str="cuda when there is a GPU, else the CPU"):
     p.add_argument('--device', default=None, help=f"cpu, cuda, cuda:1 ... (default: {default})")
 
-def _training_precision(p, default='auto'):
+def _training_precision(p, default='fp32'):
     p.add_argument('--precision', choices=PRECISIONS + ('auto',), default=default,
                    help="training precision: fp32, bf16 or fp16 autocast, or auto: bf16 on a CPU with bfloat16 in hardware (AVX512-BF16, AMX), "
-                        "fp32 elsewhere (default " + ("auto)" if default == 'auto' else "fp32, or the run's own when it is resumed)"))
+                        "fp32 elsewhere (default fp32" + (")" if default else ", or the run's own when it is resumed)")
+                        + "; on the demo bf16 learned the 3+ membranes less well: benchmarks/RESULTS.md")
 
 def _slide_settings(a, **kw)->SlideSettings:
     "The `SlideSettings` of a slide command's options (`_slide_options`), with `kw`."

@@ -15,11 +15,11 @@ from .tiles import tensor_to_rgb, load_rgb, score_from_name, HER2_SCORES
 from .metrics import rows_agreement, dab_od
 from .evaluation import Evaluation
 from .presets import get_preset
-from .choices import DEMO_METHOD, DEMO_ITERATIONS, DEMO_BATCH
+from .choices import DEMO_METHOD, DEMO_ITERATIONS, DEMO_BATCH, PRECISION_NAMES
 
 # %% auto #0
 __all__ = ['DEMO_SIZING', 'DEMO_ACCEPTANCE', 'DEMO_MARGIN', 'LOWER_IS_BETTER', 'PATHOLOGIST_ACCEPTANCE', 'PATHOLOGIST_MARGIN',
-           'PRECISION_NAMES', 'demo_settings', 'demo_verdict', 'evaluate_translations', 'sample_rows', 'train_demo']
+           'demo_settings', 'demo_verdict', 'evaluate_translations', 'sample_rows', 'train_demo']
 
 # %% ../nbs/18_demo.ipynb #5342465a
 DEMO_SIZING = dict(ngf=16, crop_size=96, d_layers=3)  # what any method gets in the demo: a CPU-sized generator, crops and discriminator
@@ -32,7 +32,6 @@ PATHOLOGIST_ACCEPTANCE = dict(HER2_acc=0.75, HER2_kappa=0.8, HER2_3plus_recall=1
 PATHOLOGIST_MARGIN = dict(HER2_acc=0.1, HER2_kappa=0.1)   # (a model that reads everything 3+ has every 3+ right: the baselines are beaten on the scores)
 
 _SCHEDULE = ('n_epochs', 'n_epochs_decay', 'warmup_epochs')
-PRECISION_NAMES = dict(fp32='float32', bf16='bf16 autocast', fp16='fp16 autocast')
 
 def demo_settings(
     method:str=DEMO_METHOD,          # a preset name
@@ -163,7 +162,7 @@ def train_demo(
     log=print,                # where the epoch lines go without progress bars
     overwrite:bool=False,     # start afresh in a RUN that holds a demo run (its checkpoint, generator or results)
     bs:int=DEMO_BATCH,        # crops per training iteration
-    precision:str='auto',     # 'auto': bf16 autocast on a CPU with bfloat16 in hardware, else float32; or 'fp32', 'bf16', 'fp16'
+    precision:str='fp32',     # or 'bf16' / 'fp16' autocast, or 'auto' (`he2ihc.train.training_precision`: bf16 where the CPU has it in hardware)
     **overrides,              # preset settings over `demo_settings(method)`, e.g. n_epochs=2, iterations=1024
 )->dict:                      # metrics of the trained and untrained generators and of the identity
     "Train `method` on the demo dataset for `DEMO_ITERATIONS` iterations of `DEMO_BATCH` crops on a CPU; compare it with its start and with the input."

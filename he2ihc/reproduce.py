@@ -21,7 +21,7 @@ from .train import stain_learner
 from .runs import preset_dls, train_run, duration
 from .evaluation import evaluate_generator, format_table, PAPER_TABLE_I, PAPER_TABLE_II, TABLE_COLUMNS, HER2_COLUMNS
 from .choices import METRICS
-from .choices import SPLITS, DEFAULT_SEEDS
+from .choices import SPLITS, DEFAULT_SEEDS, PRECISION_NAMES
 
 
 # %% auto #0
@@ -567,7 +567,8 @@ def _run(data, out, record, asked, methods, seeds, device, weights, estimate_onl
     cells = [(m, s) for s in range(n_seeds) for m in methods]
     states = {c: cell_state(cell_dir(out, *c)) for c in cells}
     count = lambda st: sum(v == st for v in states.values())
-    log(f"run: {out}: {len(methods)} methods x {n_seeds} seeds; " + ', '.join(f"{count(st)} {st}" for st in CELL_STATES if count(st)))
+    log(f"run: {out}: {len(methods)} methods x {n_seeds} seeds, trained in {PRECISION_NAMES[settings['precision']]}; "
+        + ', '.join(f"{count(st)} {st}" for st in CELL_STATES if count(st)))
     schedules = {k: tuple(v) for k, v in (record or {}).get('schedules', {}).items()}
     budget = settings['budget']
     left, eta, timed = [m for m in methods if any(states[(m, s)] in ('new', 'started') for s in range(n_seeds))], {}, {}
