@@ -309,7 +309,7 @@ def _train_locked(a, out:Path, ck:Path):
           f"{p.n_epochs} + {p.n_epochs_decay} epochs on {dls.device}, in {PRECISION_NAMES[prec]}"
           + (f" (--precision auto{': this CPU has bfloat16 in hardware' if prec == 'bf16' else ''})" if a.precision == 'auto' else ''), flush=True)
     before = ck.stat().st_mtime_ns if ck.exists() else None   # (the checkpoint an --overwrite run replaces is not its own)
-    try: r = train_run(dls, out, p, seed=a.seed, precision=a.precision, resume=a.resume, overwrite=a.overwrite, progress=_progress(a),
+    try: r = train_run(dls, out, p, seed=a.seed, precision=prec, resume=a.resume, overwrite=a.overwrite, progress=_progress(a),
                        checkpoint_every=a.checkpoint_every, log=lambda s: print(s, flush=True))
     except KeyboardInterrupt as e:
         how = 'terminated' if isinstance(e, Terminated) else 'interrupted'

@@ -190,7 +190,7 @@ def train_demo(
         f"({p.n_epochs} + {p.n_epochs_decay} epochs) on {on}, in {PRECISION_NAMES[prec]}"
         + (f" (precision 'auto' on this CPU{': it has bfloat16 in hardware' if prec == 'bf16' else ''}; --precision sets it)" if precision == 'auto' else ''))
     kept = {}    # the generator as it starts, before a checkpoint is read or a step taken: the baseline it must beat
-    r = train_run(dls, out, p, seed=seed, precision=precision, resume=resume, overwrite=overwrite, progress=progress, log=log,
+    r = train_run(dls, out, p, seed=seed, precision=prec, resume=resume, overwrite=overwrite, progress=progress, log=log,
                   on_start=lambda learn: kept.setdefault('G', copy.deepcopy(learn.model.G).eval()))
     learn, untrained, train_s = r['learn'], kept['G'], r['seconds']
     G = learn.model.G.eval()
