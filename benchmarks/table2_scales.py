@@ -3,7 +3,7 @@
 and at 0.5x and 2x of it (the tiles resized with Lanczos, H&E and real IHC alike).
 
     python benchmarks/table2_scales.py OUT --rows asp ours_attention --seeds 0 1 2     # train and evaluate (resumable: done runs are kept)
-    python benchmarks/table2_scales.py OUT --summary                                   # OUT/table2_scales.md, .csv and .png
+    python benchmarks/table2_scales.py OUT --summary --seeds 0 1 2                     # OUT/table2_scales.md, .csv and .png, over those seeds
 
 Each run: OUT/ROW/seed-N/ (the demo's run folder) and OUT/ROW/seed-N/scales.json."""
 import argparse, json, os, tempfile, time
@@ -51,10 +51,11 @@ def run_one(out, row, seed):
     done.write_text(json.dumps(res, indent=1))
     return res
 
-def summary(out):
+def summary(out, seeds=None):
     import pandas as pd
     import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
     recs = [json.loads(f.read_text()) for f in sorted(out.glob('*/seed-*/scales.json'))]
+    recs = [r for r in recs if seeds is None or r['seed'] in seeds]   # (the same seeds for every row)
     rows = [dict(row=r['row'], seed=r['seed'], scale=float(s), **{k: (v if isinstance(v, (int, float)) else np.nan) for k, v in r[s].items()})
             for r in recs for s in map(str, SCALES)]
     df = pd.DataFrame(rows); df.to_csv(out/'table2_scales.csv', index=False)
@@ -70,9 +71,51 @@ def summary(out):
                 cells.append(f'{v.mean():.3f} ± {v.std(ddof=1):.3f}' if len(v) > 1 else f'{v.mean():.3f}')
         lines.append(f"| {r} | {'no' if ROWS[r].get('ammfi') is False else 'yes'} | {'yes' if ROWS[r].get('multimag') else 'no'} | "
                      f"{', '.join(str(x) for x in sorted(df[df.row == r].seed.unique()))} | " + ' | '.join(cells) + ' |')
+    # beside it: HER2 accuracy at each scale, and at the training scale the 3+ tiles read 3+ (the run's own results/metrics.csv)
+    lines += ['', '| Table II row, with the recipe | ' + ' | '.join(f'HER2 accuracy at {s:g}x' for s in SCALES)
+              + ' | membrane MAE at 1x | share of 3+ read 3+ at 1x, per seed | pathologist\'s reading at 1x, per seed | training (s), per seed |',
+              '|---|' + '---|' * (len(SCALES) + 4)]
+    for r in order:
+        acc = [g.get_group((r, s))['HER2_acc'] for s in SCALES]
+        mae = g.get_group((r, 1.0))['Membrane_MAE']
+        seeds = sorted(df[df.row == r].seed.unique())
+        three = []
+        for sd in seeds:
+            m = out/r/f'seed-{sd}'/'results'/'metrics.csv'
+            rec = pd.read_csv(m).set_index('model').loc['trained'] if m.exists() else None
+            three.append(f"{rec['her2_3plus_recall']:.2f}" if rec is not None and rec['her2_3plus_recall'] == rec['her2_3plus_recall'] else 'n/a')
+        reading = []
+        for sd in seeds:
+            m = out/r/f'seed-{sd}'/'results'/'metrics.md'
+            line = next((l for l in m.read_text().splitlines() if l.startswith("A pathologist's reading")), '') if m.exists() else ''
+            reading.append('n/a' if not line else 'no' if 'does NOT translate' in line else 'passes')
+        secs = [f"{next(x['train_s'] for x in recs if x['row'] == r and x['seed'] == sd):.0f}" for sd in seeds]
+        lines.append(f'| {r} | ' + ' | '.join(f'{v.mean():.3f} ± {v.std(ddof=1):.3f}' for v in acc)
+                     + f' | {mae.mean():.3f} ± {mae.std(ddof=1):.3f} | ' + ', '.join(three) + ' | ' + ', '.join(reading) + ' | ' + ', '.join(secs) + ' |')
+    # the scorer itself at each scale: its reading of the real IHC, resized as above, against the scores the tiles were drawn with
+    from he2ihc.data import find_pairs
+    from he2ihc.her2 import score_ihc
+    from he2ihc.metrics import quadratic_kappa
+    from he2ihc.tiles import score_from_name
+    real = {s: [] for s in SCALES}
+    for sd in sorted(df.seed.unique()):
+        data = next((out/r/f'seed-{sd}'/'data' for r in order if (out/r/f'seed-{sd}'/'data').exists()), None)
+        if data is None: continue
+        held = find_pairs(data).splits['val']
+        for s in SCALES:
+            truth, read = [], []
+            for p in held:
+                im = Image.open(p.ihc).convert('RGB')
+                if s != 1.0: im = im.resize((round(im.width * s), round(im.height * s)), Image.LANCZOS)
+                truth.append(score_from_name(p.name)); read.append(score_ihc(np.asarray(im)).score)
+            real[s].append(quadratic_kappa(truth, read))
+    if any(real.values()):
+        lines += ['', 'The scorer on the real IHC against the drawn scores, quadratic kappa per seed: '
+                  + '; '.join(f"{s:g}x " + ', '.join(f'{k:.3f}' for k in real[s]) for s in SCALES) + '.']
     (out/'table2_scales.md').write_text('\n'.join(lines) + '\n')
-    fig, axs = plt.subplots(1, 2, figsize=(10, 3.4))
-    for ax, k, title in zip(axs, ('HER2_kappa', 'Ring_3plus'), ('HER2 kappa (virtual vs real IHC)', 'ring contrast on 3+ tiles (share of the real)')):
+    fig, axs = plt.subplots(1, 3, figsize=(13.5, 3.6))
+    for ax, k, title in zip(axs, ('HER2_kappa', 'HER2_acc', 'Ring_3plus'), ('HER2 kappa (virtual vs real IHC)', 'HER2 accuracy (virtual vs real IHC)',
+                                                                         'ring contrast on 3+ tiles (share of the real)')):
         for i, r in enumerate(order):
             m = [g.get_group((r, s))[k].mean() for s in SCALES]; sd = [g.get_group((r, s))[k].std(ddof=1) for s in SCALES]
             x = np.arange(len(SCALES)) + (i - (len(order) - 1) / 2) * 0.12
@@ -95,14 +138,43 @@ def summary(out):
         for ax, (r, im) in zip(np.atleast_1d(axs), crops.items()):
             ax.imshow(im); ax.axis('off'); ax.set_title(f'{r} + recipe, seed 0: the 3+ tile zoomed (H&E, untrained, trained, real IHC)', fontsize=9)
         fig.tight_layout(); fig.savefig(out/'table2_3plus.jpg', dpi=80, pil_kwargs={'quality': 85})
+    scale_grid(out, order)
     print((out/'table2_scales.md').read_text())
+
+def scale_grid(out, order, seed=0, scale=0.5):
+    "One held-out tile per HER2 score of `seed`, resized by `scale`: the H&E, each row's virtual IHC, the real IHC (OUT/table2_at_SCALE.jpg)."
+    import torch
+    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    from he2ihc.checkpoints import load_generator
+    from he2ihc.data import find_pairs
+    from he2ihc.tiles import rgb_to_tensor, tensor_to_rgb, score_from_name
+    runs = {r: out/r/f'seed-{seed}' for r in order if (out/r/f'seed-{seed}'/'generator.pt').exists()}
+    if not runs: return
+    held = find_pairs(next(iter(runs.values()))/'data').splits['val']
+    tiles = {}
+    for p in held: tiles.setdefault(score_from_name(p.name), p)
+    size = lambda im: im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS)
+    gens = {r: load_generator(d/'generator.pt') for r, d in runs.items()}
+    cols = ['H&E'] + list(gens) + ['real IHC']
+    fig, axs = plt.subplots(len(tiles), len(cols), figsize=(1.9 * len(cols), 1.95 * len(tiles)))
+    for i, (sc, p) in enumerate(sorted(tiles.items())):
+        he, ihc = size(Image.open(p.he).convert('RGB')), size(Image.open(p.ihc).convert('RGB'))
+        ims = [np.asarray(he)]
+        with torch.no_grad(): ims += [tensor_to_rgb(G(rgb_to_tensor(np.asarray(he))[None])[0]) for G in gens.values()]
+        ims.append(np.asarray(ihc))
+        for j, im in enumerate(ims):
+            axs[i, j].imshow(im); axs[i, j].set_xticks([]); axs[i, j].set_yticks([])
+            if i == 0: axs[i, j].set_title(cols[j], fontsize=9)
+        axs[i, 0].set_ylabel(f'HER2 {sc}')
+    fig.suptitle(f'seed {seed}: held-out tiles at {scale:g}x of the training magnification', fontsize=10)
+    fig.tight_layout(); fig.savefig(out/f'table2_at_{scale:g}x.jpg', dpi=80, pil_kwargs={'quality': 85})
 
 if __name__ == '__main__':
     a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     a.add_argument('out'); a.add_argument('--rows', nargs='+', default=list(ROWS)); a.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     a.add_argument('--summary', action='store_true')
     x = a.parse_args(); out = Path(x.out)
-    if x.summary: summary(out)
+    if x.summary: summary(out, x.seeds)
     else:
         for seed in x.seeds:
             for row in x.rows: run_one(out, row, seed)
