@@ -178,7 +178,17 @@ def train_demo(
         go_on = 'continue it with resume=True (--resume), ' if (out/'checkpoint.pt').exists() else 'no checkpoint to continue from; '
         raise FileExistsError(f"{out} already holds a demo run ({', '.join(held)}); {go_on}replace it with overwrite=True (--overwrite), "
                               "or choose another folder")
+    # what the run is started with (out/demo.json): a resumed run continues it and may not change it (its schedule is the checkpoint's)
+    import json
+    started = json.loads(json.dumps(dict(method=method, bs=bs, settings={k: v for k, v in sorted(overrides.items())
+                                                                          if k != 'iterations' and k not in _SCHEDULE}), default=str))
+    if resume and (out/'demo.json').exists() and (was := json.loads((out/'demo.json').read_text())) != started:
+        changed = [f"{k} {was.get(k)!r}, not {v!r}" for k, v in started.items() if was.get(k) != v]
+        raise ValueError(f"{out} holds a demo run started with {'; '.join(changed)}: resume it with the settings it was started with, "
+                         "or start afresh with overwrite=True (--overwrite)")
     res.mkdir(parents=True, exist_ok=True)
+    if not resume: (out/'demo.json').write_text(json.dumps(started, indent=1) + '\n')
+    tag = method + ''.join(f", {k}={v}" for k, v in started['settings'].items())   # (what the sample grid and metrics.md call it)
     data = Path(data) if data is not None else out/'data'
     if data == out/'data' and (not (data/'manifest.csv').exists() or demo_dataset_unfinished(data)):   # missing, or cut short
         make_demo_dataset(data, seed=seed, section=section, progress=progress)
@@ -197,7 +207,7 @@ def train_demo(
     held = dls.valid.dataset.pairs
     results = {'trained': evaluate_translations(G, held), 'untrained': evaluate_translations(untrained, held),
                'identity (H&E)': evaluate_translations(None, held)}
-    _sample_grid({'untrained': untrained, f'trained ({method})': G}, dls.valid.dataset, res/'samples.png')
+    _sample_grid({'untrained': untrained, f'trained ({tag})': G}, dls.valid.dataset, res/'samples.png')
     _loss_curves(learn.stain_trainer.history, res/'loss_curves.png')
     from he2ihc.evaluation import her2_confusion_figure
     her2_confusion_figure(results['trained']['rows'], res/'confusion.png', title=f'trained {method}')
@@ -211,7 +221,7 @@ def train_demo(
                         fmt(r.get('HER2_3plus_recall'), 4), fmt(r.get('Ring_2plus'), 4), fmt(r.get('Ring_3plus'), 4), r['n']])
     iters = len(learn.stain_trainer.history)
     warm = f", the first {p.warmup_epochs} on pixel terms alone" if p.warmup_epochs else ''
-    md = [f"# {method} on the demo dataset", '',
+    md = [f"# {tag} on the demo dataset", '',
           f"{len(dls.train_ds.pairs)} training pairs ({len(dls.train_ds)} training views per epoch), {results['trained']['n']} held-out pairs; "
           f"{p.n_epochs} + {p.n_epochs_decay} epochs{warm}: {iters} iterations of {bs} {p.crop_size}x{p.crop_size} crop{'s' * (bs > 1)}, ngf {p.ngf}, "
           f"{PRECISION_NAMES[prec]}; training took {train_s / 60:.1f} min on {on}.", '',
