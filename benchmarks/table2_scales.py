@@ -20,14 +20,17 @@ ROWS = {   # Table II's rows, each with the demo's recipe (`ours_fast`: L1 x100,
 SCALES = (0.5, 1.0, 2.0)
 MEASURES = ('HER2_kappa', 'HER2_acc', 'Membrane_MAE', 'Ring_2plus', 'Ring_3plus', 'psnr', 'ssim')
 
+def resized(path, scale):
+    "The RGB image at `path`, resized by `scale` with Lanczos (as it is at 1.0)."
+    im = Image.open(path).convert('RGB')
+    return im if scale == 1.0 else im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS)
+
 def scaled_pairs(pairs, scale, dst):
     "The held-out pairs resized by `scale` (Lanczos), as a MIST-layout folder's val split"
     from he2ihc.data import find_pairs
     for side in ('valA', 'valB'): (dst/side).mkdir(parents=True, exist_ok=True)
     for p in pairs:
-        for src, side in ((p.he, 'valA'), (p.ihc, 'valB')):
-            im = Image.open(src).convert('RGB')
-            im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS).save(dst/side/f'{p.name}.png')
+        for src, side in ((p.he, 'valA'), (p.ihc, 'valB')): resized(src, scale).save(dst/side/f'{p.name}.png')
     return find_pairs(dst).splits['val']
 
 def run_one(out, row, seed):
@@ -104,10 +107,7 @@ def summary(out, seeds=None):
         held = find_pairs(data).splits['val']
         for s in SCALES:
             truth, read = [], []
-            for p in held:
-                im = Image.open(p.ihc).convert('RGB')
-                if s != 1.0: im = im.resize((round(im.width * s), round(im.height * s)), Image.LANCZOS)
-                truth.append(score_from_name(p.name)); read.append(score_ihc(np.asarray(im)).score)
+            for p in held: truth.append(score_from_name(p.name)); read.append(score_ihc(np.asarray(resized(p.ihc, s))).score)
             real[s].append(quadratic_kappa(truth, read))
     if any(real.values()):
         lines += ['', 'The scorer on the real IHC against the drawn scores, quadratic kappa per seed: '
@@ -143,25 +143,22 @@ def summary(out, seeds=None):
 
 def scale_grid(out, order, seed=0, scale=0.5):
     "One held-out tile per HER2 score of `seed`, resized by `scale`: the H&E, each row's virtual IHC, the real IHC (OUT/table2_at_SCALE.jpg)."
-    import torch
     import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
     from he2ihc.checkpoints import load_generator
     from he2ihc.data import find_pairs
-    from he2ihc.tiles import rgb_to_tensor, tensor_to_rgb, score_from_name
+    from he2ihc.inference import translate
+    from he2ihc.tiles import score_from_name
     runs = {r: out/r/f'seed-{seed}' for r in order if (out/r/f'seed-{seed}'/'generator.pt').exists()}
     if not runs: return
     held = find_pairs(next(iter(runs.values()))/'data').splits['val']
     tiles = {}
     for p in held: tiles.setdefault(score_from_name(p.name), p)
-    size = lambda im: im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS)
     gens = {r: load_generator(d/'generator.pt') for r, d in runs.items()}
     cols = ['H&E'] + list(gens) + ['real IHC']
     fig, axs = plt.subplots(len(tiles), len(cols), figsize=(1.9 * len(cols), 1.95 * len(tiles)))
     for i, (sc, p) in enumerate(sorted(tiles.items())):
-        he, ihc = size(Image.open(p.he).convert('RGB')), size(Image.open(p.ihc).convert('RGB'))
-        ims = [np.asarray(he)]
-        with torch.no_grad(): ims += [tensor_to_rgb(G(rgb_to_tensor(np.asarray(he))[None])[0]) for G in gens.values()]
-        ims.append(np.asarray(ihc))
+        he = np.asarray(resized(p.he, scale))   # (translated as every evaluation does: `he2ihc.inference.translate`)
+        ims = [he] + [translate(G, he, device='cpu') for G in gens.values()] + [np.asarray(resized(p.ihc, scale))]
         for j, im in enumerate(ims):
             axs[i, j].imshow(im); axs[i, j].set_xticks([]); axs[i, j].set_yticks([])
             if i == 0: axs[i, j].set_title(cols[j], fontsize=9)
