@@ -5,14 +5,16 @@
 # %% ../nbs/07_losses.ipynb #5ba8f33e
 from __future__ import annotations
 import math
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
+from .her2 import stain_matrix, WHITE
 
 # %% auto #0
 __all__ = ['GAN_MODES', 'ASP_SCHEDULES', 'ASP_LOOKUPS', 'mean_l1', 'GANLoss', 'patch_nce_loss', 'ASPLoss', 'binomial_kernel',
-           'gaussian_pyramid', 'GaussianPyramidLoss', 'gaussian3_kernel', 'bci_pyramid_l1', 'cycle_loss',
-           'identity_loss']
+           'gaussian_pyramid', 'GaussianPyramidLoss', 'gaussian3_kernel', 'bci_pyramid_l1', 'dab_density', 'dab_l1',
+           'cycle_loss', 'identity_loss']
 
 # %% ../nbs/07_losses.ipynb #e79741e8
 def _upcast(*xs:Tensor)->tuple:
@@ -271,6 +273,35 @@ def bci_pyramid_l1(
             x = x[..., ::2, ::2]
             out.append(mean_l1(x[:n], x[n:]))
         return torch.stack(out)
+
+# %% ../nbs/07_losses.ipynb #e9f39d9d
+def dab_density(
+    img:Tensor,   # (B, 3, H, W) RGB in [-1, 1], as a generator outputs it
+    stains=None,  # stain vectors, as `he2ihc.her2.stain_matrix` takes (default: Ruifrok-Johnston)
+)->Tensor:        # (B, 1, H, W) DAB amount in base-10 OD units, >= 0, float32 at least
+    "The DAB amount of each pixel by colour deconvolution, differentiable: `he2ihc.her2.separate_hdab`'s DAB on tensors."
+    if img.ndim != 4 or img.shape[1] != 3: raise ValueError(f"dab_density: expected RGB images (B, 3, H, W), got shape {tuple(img.shape)}")
+    with _full_precision(img):
+        x, = _upcast(img)
+        light = ((x + 1) * (WHITE / 2)).clamp(0.5, WHITE)   # the intensity 0..255 that `as_uint8` would give, 0 read as 0.5
+        od = -torch.log10(light / WHITE)
+        to_dab = x.new_tensor(np.linalg.inv(stain_matrix(stains))[:, 2]).view(1, 3, 1, 1)
+        return (od * to_dab).sum(1, keepdim=True).clamp(min=0)
+
+def dab_l1(
+    fake:Tensor,    # generated IHC (B, 3, H, W) in [-1, 1]
+    real:Tensor,    # real IHC of the same shape
+    pool:int=8,     # side of the blocks the DAB amount is averaged over before comparing
+    stains=None,    # stain vectors, as `dab_density` takes
+)->Tensor:          # scalar, float32 at least
+    "Mean absolute difference of the DAB amount of `fake` and `real`, each averaged over `pool` x `pool` blocks first."
+    _check_same_shape(fake, real, 'dab_l1')
+    if pool < 1: raise ValueError(f"dab_l1: pool must be >= 1, got {pool}")
+    if min(fake.shape[-2:]) < pool: raise ValueError(f"dab_l1: image is {fake.shape[-2]}x{fake.shape[-1]}, smaller than one {pool}x{pool} block")
+    with _full_precision(fake):
+        d = dab_density(torch.cat([fake, real]), stains)
+        d = F.avg_pool2d(d, pool) if pool > 1 else d
+        return mean_l1(d[:len(fake)], d[len(fake):])
 
 # %% ../nbs/07_losses.ipynb #0a137dcf
 def cycle_loss(

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from .presets import Preset, StainModel
 from .models import ResnetGenerator
-from .losses import (GANLoss, patch_nce_loss, ASPLoss, GaussianPyramidLoss, bci_pyramid_l1, mean_l1,
+from .losses import (GANLoss, patch_nce_loss, ASPLoss, GaussianPyramidLoss, bci_pyramid_l1, mean_l1, dab_l1,
                            cycle_loss, identity_loss)
 
 # %% auto #0
@@ -72,8 +72,10 @@ class StainObjective:
         if p.warmup_epochs < 0: raise ValueError(f"warmup_epochs must be >= 0, got {p.warmup_epochs}")
         if p.warmup_epochs and (p.cycle or p.unpaired):
             raise ValueError(f"a warm-up on pixel terms needs aligned pairs; {p.name!r} trains on unpaired data: set warmup_epochs=0")
-        if p.warmup_epochs and not (p.lambda_l1 or p.pyramid_weights or p.lambda_gp):
-            raise ValueError(f"{p.name!r} has no pixel term to warm up on (lambda_l1, pyramid_weights, lambda_gp): set one, or warmup_epochs=0")
+        if p.warmup_epochs and not (p.lambda_l1 or p.lambda_dab or p.pyramid_weights or p.lambda_gp):
+            raise ValueError(f"{p.name!r} has no pixel term to warm up on (lambda_l1, lambda_dab, pyramid_weights, lambda_gp): set one, or warmup_epochs=0")
+        if p.lambda_dab and (p.cycle or p.unpaired):
+            raise ValueError(f"lambda_dab compares each fake with its aligned real IHC; {p.name!r} trains on unpaired data: set lambda_dab=0")
 
     def warming(self,
         epoch:int|None,   # current epoch, counted from 1; None: not in a training run
@@ -112,6 +114,7 @@ class StainObjective:
         p, n = self.preset, len(he)
         fake, g = out[:n], {}
         if p.lambda_l1: g['L1'] = mean_l1(fake, ihc) * p.lambda_l1
+        if p.lambda_dab: g['DAB'] = dab_l1(fake, ihc, p.dab_pool) * p.lambda_dab
         if p.pyramid_weights:
             octs = bci_pyramid_l1(fake, ihc, len(p.pyramid_weights))
             g['pyramid_L1'] = (octs * octs.new_tensor(p.pyramid_weights)).sum()

@@ -45,6 +45,8 @@ class Preset:
     lambda_gan:float = 1.0
     warmup_epochs:int = 0          # epochs of the pixel terms alone (L1, pyramids) before the others start: he2ihc's demo recipe
     lambda_l1:float = 0.0
+    lambda_dab:float = 0.0         # L1 on DAB optical density (`dab_l1`): he2ihc's demo recipe, not in the paper
+    dab_pool:int = 8               # the blocks (pixels a side) `dab_l1` averages over
     pyramid_weights:tuple = ()     # PyramidP2P: one weight per octave, full resolution first
     lambda_cycle:float = 0.0       # CycleGAN
     lambda_idt:float = 0.0         # CycleGAN identity (as a fraction of lambda_cycle)
@@ -100,8 +102,8 @@ PRESETS = {p.name: p for p in [
     Preset('ours_attention', 'asp + AMMFI (Table II ablation)', ammfi=True, **_asp),
     Preset('ours_multimag', 'asp + multi-magnification (Table II ablation)', multimag=True, **_asp),
     # not in the paper: he2ihc's recipe for a small dataset on a CPU (tutorials/demo.ipynb has the ablation of each setting)
-    Preset('ours_fast', "ours_attention + he2ihc's small-data CPU recipe: L1 x100, a pixel-loss warm-up, 4 random crops per tile",
-           ammfi=True, lambda_l1=100., crops_per_tile=4, ngf=16, crop_size=96, warmup_epochs=8,
+    Preset('ours_fast', "ours_attention + he2ihc's small-data CPU recipe: L1 x100, DAB optical density x100, a pixel-loss warm-up, 4 random crops per tile",
+           ammfi=True, lambda_l1=100., lambda_dab=100., crops_per_tile=4, ngf=16, crop_size=96, warmup_epochs=8,
            **{**_asp, 'd_layers': 3, 'n_epochs': 10, 'n_epochs_decay': 6}),
 ]}
 
@@ -169,7 +171,7 @@ def build_networks(p:Preset)->StainModel:
 def loss_terms(p:Preset)->list:
     "Names of the loss terms preset `p` records, generator terms first."
     if p.cycle: return ['G_A', 'G_B', 'cycle_A', 'cycle_B'] + (['idt_A', 'idt_B'] if p.lambda_idt else []) + ['D_A', 'D_B']
-    names = ['G_GAN'] + (['L1'] if p.lambda_l1 else []) + (['pyramid_L1'] if p.pyramid_weights else [])
+    names = ['G_GAN'] + (['L1'] if p.lambda_l1 else []) + (['DAB'] if p.lambda_dab else []) + (['pyramid_L1'] if p.pyramid_weights else [])
     names += (['NCE'] if p.lambda_nce else []) + (['NCE_Y'] if p.nce_idt else []) + (['ASP'] if p.lambda_asp else [])
     return names + (['GP'] if p.lambda_gp else []) + ['D_real', 'D_fake']
 
