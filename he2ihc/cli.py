@@ -254,14 +254,14 @@ def _overrides(pairs):
     return out
 
 def _resumed_preset(a, ck:Path):
-    "(The preset a checkpoint stores, the epochs it holds): --epochs/--decay may change the schedule, any other flag that asks for something else is refused."
+    "(The preset a checkpoint stores, the epochs it holds, its batch size): --epochs/--decay may change the schedule, any other flag that asks for something else is refused."
     import json
     from he2ihc.checkpoints import read_he2ihc_file
     from he2ihc.presets import Preset
     plain = lambda v: json.loads(json.dumps(v))   # (as a checkpoint stores it: tuples are lists)
     stored = read_he2ihc_file(ck, ('checkpoint',))
     p, sch = Preset(**stored['preset']), stored['schedule']
-    asked = dict(method=(a.method, p.name), crop=(a.crop, p.crop_size))
+    asked = dict(method=(a.method, p.name), crop=(a.crop, p.crop_size)) | ({'bs': (a.bs, stored['bs'])} if stored.get('bs') is not None else {})
     asked |= {f"set {k}": (v, getattr(p, k, None)) for k, v in _overrides(a.set).items()}
     for flag, (want, have) in asked.items():
         if want is not None and plain(want) != plain(have):
@@ -270,7 +270,7 @@ def _resumed_preset(a, ck:Path):
     n, d = (sch['n_epochs'] if a.epochs is None else a.epochs), (sch['n_epochs_decay'] if a.decay is None else a.decay)
     if (n, d) != (sch['n_epochs'], sch['n_epochs_decay']):   # the one change a resume may ask for: a longer or shorter schedule
         print(f"the schedule changes from {sch['n_epochs']} + {sch['n_epochs_decay']} to {n} + {d} epochs, as --epochs/--decay ask")
-    return p.replace(n_epochs=n, n_epochs_decay=d), int(stored['epoch'])
+    return p.replace(n_epochs=n, n_epochs_decay=d), int(stored['epoch']), stored.get('bs')
 
 @contextmanager
 def _locked_run(out:Path, what:str):
@@ -294,14 +294,14 @@ def _train_locked(a, out:Path, ck:Path):
     from he2ihc.presets import get_preset
     from he2ihc.runs import preset_dls, train_run
     from he2ihc.train import makes_multimag
-    if a.resume: p, start = _resumed_preset(a, ck)
-    else: start, p = 0, get_preset(a.method or 'ours', **{k: v for k, v in dict(n_epochs=a.epochs, n_epochs_decay=a.decay, crop_size=a.crop).items()
+    if a.resume: p, start, bs = _resumed_preset(a, ck)
+    else: start, bs, p = 0, None, get_preset(a.method or 'ours', **{k: v for k, v in dict(n_epochs=a.epochs, n_epochs_decay=a.decay, crop_size=a.crop).items()
                                                 if v is not None}, **_overrides(a.set))
     total = p.n_epochs + p.n_epochs_decay
     if start >= total and (out/'generator.pt').exists():
         raise ValueError(f"the checkpoint is at epoch {start}; nothing left of a {total}-epoch schedule (its generator is {out/'generator.pt'}); "
                          "ask for more epochs with --epochs or --decay")
-    dls = preset_dls(a.data, p, bs=a.bs)
+    dls = preset_dls(a.data, p, bs=a.bs or bs or 1)   # (a resumed run: the batch size it was started with)
     views = 'multi-magnification views' if makes_multimag(dls) else f'{p.crop_size}x{p.crop_size} crops'
     from he2ihc.train import training_precision
     prec = training_precision(a.precision, dls.device)
@@ -457,7 +457,7 @@ def build_parser()->argparse.ArgumentParser:
     t.add_argument('--epochs', type=_int_in(0), default=None, help="epochs at the initial learning rate (default: the preset's)")
     t.add_argument('--decay', type=_int_in(0), default=None, help="epochs of linear decay (default: the preset's)")
     t.add_argument('--crop', type=_int_in(8), default=None, help="training crop side (default: the preset's, 512)")
-    t.add_argument('--bs', type=int, default=1, help="batch size (default 1, as the paper)")
+    t.add_argument('--bs', type=_int_in(1), default=None, help="batch size (default 1, as the paper; with --resume, the run's own)")
     t.add_argument('--out', type=Path, default=Path('run'), help="run folder for checkpoint.pt and generator.pt (default ./run)")
     t.add_argument('--resume', action='store_true', help="continue the run in --out from its checkpoint")
     t.add_argument('--overwrite', action='store_true', help="start afresh in an --out that holds a run, replacing its checkpoint and generator")

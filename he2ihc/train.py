@@ -4,7 +4,7 @@
 
 # %% ../nbs/16_train.ipynb #90fde4dc
 from __future__ import annotations
-import contextlib, math, random, warnings
+import contextlib, dataclasses, math, random, warnings
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -38,8 +38,8 @@ from .checkpoints import (FORMAT_VERSION, CHECKPOINT_FORMAT, GENERATOR_FORMAT, C
                                 atomic_torch_save, load_state_checked, load_generator, save_generator)
 
 # %% auto #0
-__all__ = ['NAN_CHECKS', 'REFUSED_CALLBACKS', 'flat_lin_factor', 'flat_lin_schedule', 'StainTrainer', 'TermMetric',
-           'StainLearner', 'CheckpointCallback', 'makes_multimag', 'training_precision', 'stain_learner']
+__all__ = ['NAN_CHECKS', 'REFUSED_CALLBACKS', 'RESUMABLE_SETTINGS', 'flat_lin_factor', 'flat_lin_schedule', 'StainTrainer',
+           'TermMetric', 'StainLearner', 'CheckpointCallback', 'makes_multimag', 'training_precision', 'stain_learner']
 
 # %% ../nbs/16_train.ipynb #2d802e97
 def flat_lin_factor(
@@ -321,6 +321,8 @@ def _tuplify(x): return tuple(_tuplify(v) for v in x) if isinstance(x, (list, tu
 
 # %% ../nbs/16_train.ipynb #a60a66fa
 _NETS = ('G', 'D', 'F', 'G_B', 'D_B')
+_PRESET_FIELDS = {f.name for f in dataclasses.fields(Preset)}
+RESUMABLE_SETTINGS = ('description', 'n_epochs', 'n_epochs_decay', 'warmup_epochs')   # what a resumed run may change: its schedule
 
 class StainLearner(Learner):
     "A fastai Learner that trains a stain-translation method (see `stain_learner`)."
@@ -386,8 +388,19 @@ class StainLearner(Learner):
                      scalers={k: s.state_dict() for k, s in t.scalers.items()},
                      schedule=dict(lr=t.base_lr, n_epochs=t.n_epochs, n_epochs_decay=t.n_epochs_decay),
                      rng=_rng_state(self), pools=[list(p.images) for p in t.pools], history=t.history,
-                     precision=t.precision)
+                     precision=t.precision, bs=self.dls.train.bs)
         atomic_torch_save(state, path)
+
+    def _check_same_run(self, ck:dict, path:Path):
+        "Refuse a checkpoint trained with other settings than this learner's: its method and objective, data and batch size (the schedule may change)."
+        import json
+        plain = lambda v: json.loads(json.dumps(v))   # (as a checkpoint stores it: tuples are lists)
+        stored = asdict(Preset(**{k: v for k, v in ck['preset'].items() if k in _PRESET_FIELDS}))   # (a field it predates: its default)
+        now = asdict(self.preset)
+        diff = [f"{k} {plain(stored[k])!r}, not {plain(now[k])!r}" for k in now if k not in RESUMABLE_SETTINGS and plain(stored[k]) != plain(now[k])]
+        if ck.get('bs') is not None and ck['bs'] != self.dls.train.bs: diff.append(f"batch size {ck['bs']}, not {self.dls.train.bs}")
+        if diff: raise CheckpointError(f"{path}: the run was started with {'; '.join(diff)}: continue it with the settings it was started "
+                                       "with, or start a new run")
 
     def load_checkpoint(self, path):
         "Restore a checkpoint written by `save_checkpoint`; the next `fit_flat_lin` continues after its epoch."
@@ -401,6 +414,7 @@ class StainLearner(Learner):
         for k in _NETS:
             if k in ck['nets']: load_state_checked(getattr(net, k), ck['nets'][k], {'G': 'generator', 'D': 'discriminator',
                                                    'F': 'PatchNCE head', 'G_B': 'second generator', 'D_B': 'second discriminator'}[k], path)
+        self._check_same_run(ck, path)
         if self.opt is None: self.create_opt()
         self.opt.opt.load_state_dict(ck['opt_G'])
         if t.opt_D is None:
@@ -440,11 +454,15 @@ class StainLearner(Learner):
         return self.load_checkpoint(file)
 
     def export_generator(self, path)->Path:
-        "Write the generator alone (weights and architecture settings) for inference, atomically; one trained on the demo's synthetic tiles says so."
-        from he2ihc.synthetic import in_demo_dataset
+        "Write the generator alone (weights and architecture settings) for inference, atomically; one trained on the demo's synthetic tiles says so, and at what microns per pixel."
+        from he2ihc.synthetic import in_demo_dataset, read_manifest
         pairs = getattr(getattr(self.dls, 'train_ds', None), 'pairs', None) or []
         demo = bool(pairs) and in_demo_dataset(pairs[0].he)
         prov = dict(trained_on="he2ihc's synthetic demo dataset (he2ihc make-demo), not real tissue", synthetic=True) if demo else None
+        if demo:   # the scale its tiles were drawn at (the manifest's), which `translate_slide` then matches a slide to
+            root = next((d for d in list(Path(pairs[0].he).resolve().parents)[:3] if (d/'manifest.csv').is_file()), None)
+            mpps = {r['mpp'] for r in read_manifest(root)} if root is not None else set()
+            if len(mpps) == 1 and next(iter(mpps)) > 0: prov['mpp'] = next(iter(mpps))
         return save_generator(self.stain_trainer.net.G, self.preset, path, provenance=prov)
 
     def show_results(self, n:int=3, dl=None, figsize=None):
