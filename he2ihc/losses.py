@@ -9,7 +9,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from .her2 import stain_matrix, WHITE
 
 # %% auto #0
 __all__ = ['GAN_MODES', 'ASP_SCHEDULES', 'ASP_LOOKUPS', 'mean_l1', 'GANLoss', 'patch_nce_loss', 'ASPLoss', 'binomial_kernel',
@@ -280,6 +279,7 @@ def dab_density(
     stains=None,  # stain vectors, as `he2ihc.her2.stain_matrix` takes (default: Ruifrok-Johnston)
 )->Tensor:        # (B, 1, H, W) DAB amount in base-10 OD units, >= 0, float32 at least
     "The DAB amount of each pixel by colour deconvolution, differentiable: `he2ihc.her2.separate_hdab`'s DAB on tensors."
+    from he2ihc.her2 import stain_matrix, WHITE   # (the scorer's deconvolution, a later chapter's)
     if img.ndim != 4 or img.shape[1] != 3: raise ValueError(f"dab_density: expected RGB images (B, 3, H, W), got shape {tuple(img.shape)}")
     with _full_precision(img):
         x, = _upcast(img)
