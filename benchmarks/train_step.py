@@ -13,7 +13,7 @@ runs that preset with PyTorch's default CPU convolutions instead of NNPACK's (he
 `asp@compile` with torch.compile (GPU), so one run can show what each part of the speed-up is worth; `ours@bf16` (or
 @fp32, @fp16) trains that row in its own precision, so fp32 and bf16 steps can be interleaved in one run; `@bs4` gives a
 row its own batch size, and `@adv` times a step after a preset's pixel-term warm-up (`ours_fast`: every term, both
-networks; without it, a warm-up step).
+networks; without it, a warm-up step); `@nodab` drops `ours_fast`'s DAB optical-density term.
 
 FLOPs per step are counted once per method with torch.utils.flop_counter (matrix products and convolutions, forward
 and backward, as a direct convolution does them: NNPACK's Winograd and FFT convolutions do fewer multiplications, so
@@ -63,8 +63,9 @@ class He2ihcStep:
         from he2ihc.train import stain_learner
         from he2ihc.models import fast_cpu_convs
         method, *flags = method.split('@')
-        bad = {f for f in flags if not (f in ('onednn', 'compile', 'fp32', 'bf16', 'fp16', 'adv') or (f[:2] == 'bs' and f[2:].isdigit()))}
-        if bad: raise SystemExit(f"unknown method suffix in {method}@{'@'.join(flags)}: use @onednn, @compile, @fp32, @bf16, @fp16, @adv or @bsN")
+        bad = {f for f in flags if not (f in ('onednn', 'compile', 'fp32', 'bf16', 'fp16', 'adv', 'nodab') or (f[:2] == 'bs' and f[2:].isdigit()))}
+        if bad: raise SystemExit(f"unknown method suffix in {method}@{'@'.join(flags)}: use @onednn, @compile, @fp32, @bf16, @fp16, @adv, @nodab or @bsN")
+        if 'nodab' in flags: overrides = {**overrides, 'lambda_dab': 0.}   # a preset without its DAB optical-density term (ours_fast's)
         precision = next((f for f in flags if f in ('fp32', 'bf16', 'fp16')), precision)   # a method's own precision, e.g. ours@bf16
         bs = self.bs = next((int(f[2:]) for f in flags if f[:2] == 'bs'), bs)               # its own batch, e.g. ours_fast@bs4
         self.convs = (lambda: fast_cpu_convs(False)) if 'onednn' in flags else contextlib.nullcontext
