@@ -310,7 +310,7 @@ def _train_locked(a, out:Path, ck:Path):
           + (f" (--precision auto{': this CPU has bfloat16 in hardware' if prec == 'bf16' else ''})" if a.precision == 'auto' else ''), flush=True)
     before = ck.stat().st_mtime_ns if ck.exists() else None   # (the checkpoint an --overwrite run replaces is not its own)
     try: r = train_run(dls, out, p, seed=a.seed, precision=prec, resume=a.resume, overwrite=a.overwrite, progress=_progress(a),
-                       checkpoint_every=a.checkpoint_every, log=lambda s: print(s, flush=True))
+                       checkpoint_every=a.checkpoint_every, valid_every=a.valid_every, log=lambda s: print(s, flush=True))
     except KeyboardInterrupt as e:
         how = 'terminated' if isinstance(e, Terminated) else 'interrupted'
         if ck.exists() and (a.resume or ck.stat().st_mtime_ns != before):
@@ -463,6 +463,7 @@ def build_parser()->argparse.ArgumentParser:
     t.add_argument('--overwrite', action='store_true', help="start afresh in an --out that holds a run, replacing its checkpoint and generator")
     _training_precision(t)
     t.add_argument('--checkpoint-every', type=int, default=1, help="epochs between checkpoints (default 1)")
+    t.add_argument('--valid-every', type=_int_in(1), default=1, help="epochs between validations of the held-out pairs, and after the last (default 1)")
     t.add_argument('--seed', type=int, default=None, help="seed every random draw (repeatable runs on a CPU)")
     t.add_argument('--set', nargs='+', action='extend', metavar='NAME=VALUE', help="override preset settings, e.g. --set ngf=32 lambda_gp=5 (may be repeated)")
     _quiet(t)

@@ -15,7 +15,7 @@ from .tiles import tensor_to_rgb, load_rgb, score_from_name, HER2_SCORES
 from .metrics import rows_agreement, dab_od
 from .evaluation import Evaluation
 from .presets import get_preset
-from .choices import DEMO_METHOD, DEMO_ITERATIONS, DEMO_BATCH, PRECISION_NAMES
+from .choices import DEMO_METHOD, DEMO_ITERATIONS, DEMO_BATCH, DEMO_VALID_EVERY, PRECISION_NAMES
 
 # %% auto #0
 __all__ = ['DEMO_SIZING', 'DEMO_ACCEPTANCE', 'DEMO_MARGIN', 'LOWER_IS_BETTER', 'PATHOLOGIST_ACCEPTANCE', 'PATHOLOGIST_MARGIN',
@@ -201,7 +201,7 @@ def train_demo(
         + (f" (precision 'auto' on this CPU{': it has bfloat16 in hardware' if prec == 'bf16' else ''}; --precision sets it)" if precision == 'auto' else ''))
     kept = {}    # the generator as it starts, before a checkpoint is read or a step taken: the baseline it must beat
     r = train_run(dls, out, p, seed=seed, precision=prec, resume=resume, overwrite=overwrite, progress=progress, log=log,
-                  on_start=lambda learn: kept.setdefault('G', copy.deepcopy(learn.model.G).eval()))
+                  valid_every=DEMO_VALID_EVERY, on_start=lambda learn: kept.setdefault('G', copy.deepcopy(learn.model.G).eval()))
     learn, untrained, train_s = r['learn'], kept['G'], r['seconds']
     G = learn.model.G.eval()
     held = dls.valid.dataset.pairs

@@ -50,7 +50,7 @@ class EpochLine(Callback):
     def after_epoch(self):
         if self._cancelled: return
         vals = dict(zip(self.recorder.metric_names[1:], self.recorder.values[-1])) if self.recorder.values else {}
-        shown = ', '.join(f"{k} {vals[k]:.4f}" for k in ('valid_loss', 'psnr', 'ssim') if isinstance(vals.get(k), float))
+        shown = ', '.join(f"{k} {vals[k]:.4f}" for k in ('valid_loss', 'psnr', 'ssim') if isinstance(vals.get(k), float) and vals[k] == vals[k])   # (nan: not validated)
         self.log(f"  {self.label}: epoch {self.epoch + 1}/{self.n_epoch} done, {duration(time.perf_counter() - self.t0)}"
                  + (f"; on {len(self.dls.valid_ds)} validation tiles: {shown}" if shown else ""))
 
@@ -66,6 +66,7 @@ def train_run(
     log=print,                # where the epoch lines go
     label:str=None,           # what the epoch lines are about (default: the preset's name)
     checkpoint_every:int=1,   # epochs between checkpoints
+    valid_every:int=1,        # epochs between validations (and the last)
     on_start=None,            # called with the learner before anything is read or trained
     overwrite:bool=False,     # start afresh in an `out` that holds a run (replacing its checkpoint and generator)
 )->dict:                      # learn, start (epochs done before), total, seconds (training), generator (its path)
@@ -76,7 +77,7 @@ def train_run(
         raise FileExistsError(f"{out} already holds a run ({', '.join(held)}); {go_on}replace it with overwrite=True (--overwrite), "
                               "or choose another folder")
     out.mkdir(parents=True, exist_ok=True)
-    learn = stain_learner(dls, p, precision=precision, checkpoint=ck, checkpoint_every=checkpoint_every, seed=seed,
+    learn = stain_learner(dls, p, precision=precision, checkpoint=ck, checkpoint_every=checkpoint_every, valid_every=valid_every, seed=seed,
                           cbs=None if progress else [EpochLine(label or p.name, log)])
     if on_start is not None: on_start(learn)
     start = learn.load_checkpoint(ck).resume_epoch if resume else 0

@@ -15,8 +15,8 @@ from torch import nn, Tensor
 from torch.nn.utils import parametrize
 with warnings.catch_warnings():
     warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
-    from fastai.learner import Learner, Metric, AvgMetric
-    from fastai.callback.core import Callback
+    from fastai.learner import Learner, Metric, AvgMetric, Recorder
+    from fastai.callback.core import Callback, CancelValidException
     from fastai.callback.schedule import ParamScheduler      # (also gives every Learner fit_one_cycle)
     from fastai.callback.training import GradientClip
     from fastai.optimizer import OptimWrapper
@@ -39,7 +39,8 @@ from .checkpoints import (FORMAT_VERSION, CHECKPOINT_FORMAT, GENERATOR_FORMAT, C
 
 # %% auto #0
 __all__ = ['NAN_CHECKS', 'REFUSED_CALLBACKS', 'RESUMABLE_SETTINGS', 'flat_lin_factor', 'flat_lin_schedule', 'StainTrainer',
-           'TermMetric', 'StainLearner', 'CheckpointCallback', 'makes_multimag', 'training_precision', 'stain_learner']
+           'TermMetric', 'StainLearner', 'CheckpointCallback', 'ValidateEvery', 'makes_multimag', 'training_precision',
+           'stain_learner']
 
 # %% ../nbs/16_train.ipynb #2d802e97
 def flat_lin_factor(
@@ -498,6 +499,27 @@ class CheckpointCallback(Callback):
         if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank() != 0: return
         if (self.epoch + 1) % self.every == 0 or self.epoch + 1 == self.n_epoch: self.learn.save_checkpoint(self.path)
 
+class ValidateEvery(Callback):
+    "Run the validation of a fit every `every` epochs and after the last; a skipped epoch's validation columns read nan."
+    order = ProgressCallback.order + 1   # after the Recorder reset its metrics and the progress bar opened (it closes it)
+    def __init__(self, every:int=1):
+        if every < 1: raise ValueError(f"every must be >= 1, got {every}")
+        self.every, self._skip, self._trained = every, False, False
+    # only a fit's epochs are thinned, the ones that trained: learn.validate() (which trains nothing) always validates
+    def before_epoch(self): self._trained = False
+    def before_train(self): self._trained = True
+    def before_validate(self):
+        self._skip = self._trained and (self.epoch + 1) % self.every != 0 and self.epoch + 1 != self.n_epoch
+        if self._skip: raise CancelValidException()
+    def after_validate(self):
+        if not self._skip: return
+        self._skip = False
+        # the Recorder logged no validation columns: nan for the measured ones (valid_loss, psnr, ssim), and the loss terms,
+        # which are the training epoch's means (`TermMetric`), as on every epoch, so the table keeps its columns
+        rec, terms = self.recorder, [m for m in self.recorder.metrics if isinstance(m, TermMetric)]
+        for m in terms: m.accumulate(self.learn)   # (a term column reads the trainer; it is told the learner on its first batch)
+        if rec.valid_metrics: rec.log += [m.value if m in terms else float('nan') for m in L(rec.loss) + rec.metrics]
+
 # %% ../nbs/16_train.ipynb #4d19884f
 def makes_multimag(dls)->bool:
     "Whether `dls` trains on multi-magnification views: drawn on the fly, or from a dataset built offline."
@@ -524,6 +546,7 @@ def stain_learner(
     nan_check:str='step',       # 'step': stop before an update with a non-finite loss; 'epoch': check when logged, no sync per step
     checkpoint=None,            # file to write a resumable checkpoint to every `checkpoint_every` epochs
     checkpoint_every:int=1,
+    valid_every:int=1,          # epochs between validations (always after the last); the others' validation columns read nan
     seed:int|None=None,         # seed of every random draw (weights, crops, shuffling); with it a CPU run is repeatable
     cbs=None,                   # extra fastai callbacks
     **overrides,                # any `Preset` field, e.g. ngf=32, n_epochs=5
@@ -553,7 +576,8 @@ def stain_learner(
     if crop: check_crop(net.D, crop, p)
     trainer = StainTrainer(p, training_precision(precision, dls.device), channels_last, nan_check, compile)
     opt_func = partial(OptimWrapper, opt=partial(torch.optim.Adam, betas=(p.beta1, p.beta2)))
-    cbs = [trainer] + ([CheckpointCallback(checkpoint, checkpoint_every)] if checkpoint else []) + list(cbs or [])
+    cbs = ([trainer] + ([CheckpointCallback(checkpoint, checkpoint_every)] if checkpoint else [])
+           + ([ValidateEvery(valid_every)] if valid_every != 1 else []) + list(cbs or []))
     learn = StainLearner(dls, net.to(dls.device or 'cpu'), loss_func=l1, opt_func=opt_func, lr=p.lr, wd=None,
                          splitter=lambda m: [m.generator_params()], metrics=[TermMetric(t) for t in loss_terms(p)] +
                          [AvgMetric(psnr), AvgMetric(ssim)], cbs=cbs)
