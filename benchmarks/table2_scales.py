@@ -91,7 +91,7 @@ def summary(out, seeds=None):
         reading = []
         for sd in seeds:
             m = out/r/f'seed-{sd}'/'results'/'metrics.md'
-            line = next((l for l in m.read_text().splitlines() if l.startswith("A pathologist's reading")), '') if m.exists() else ''
+            line = next((l for l in m.read_text().splitlines() if l.startswith(("A pathologist's reading", 'The verdict, what a pathologist would sign'))), '') if m.exists() else ''
             reading.append('n/a' if not line else 'no' if 'does NOT translate' in line else 'passes')
         secs = [f"{next(x['train_s'] for x in recs if x['row'] == r and x['seed'] == sd):.0f}" for sd in seeds]
         lines.append(f'| {r} | ' + ' | '.join(f'{v.mean():.3f} ± {v.std(ddof=1):.3f}' for v in acc)

@@ -102,8 +102,8 @@ PRESETS = {p.name: p for p in [
     Preset('ours_attention', 'asp + AMMFI (Table II ablation)', ammfi=True, **_asp),
     Preset('ours_multimag', 'asp + multi-magnification (Table II ablation)', multimag=True, **_asp),
     # not in the paper: he2ihc's recipe for a small dataset on a CPU (tutorials/demo.ipynb has the ablation of each setting)
-    Preset('ours_fast', "ours_attention + he2ihc's small-data CPU recipe: L1 x100, DAB optical density x100, a pixel-loss warm-up, 4 random crops per tile",
-           ammfi=True, lambda_l1=100., lambda_dab=100., crops_per_tile=4, ngf=16, crop_size=96, warmup_epochs=8,
+    Preset('ours_fast', "ours_attention + he2ihc's small-data CPU recipe: L1 x100, DAB optical density x200, a pixel-loss warm-up, 4 random crops per tile",
+           ammfi=True, lambda_l1=100., lambda_dab=200., crops_per_tile=4, ngf=16, crop_size=96, warmup_epochs=8,
            **{**_asp, 'd_layers': 3, 'n_epochs': 10, 'n_epochs_decay': 6}),
 ]}
 
