@@ -15,7 +15,7 @@ from torch import nn, Tensor
 from torch.nn.utils import parametrize
 with warnings.catch_warnings():
     warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
-    from fastai.learner import Learner, Metric, AvgMetric, Recorder
+    from fastai.learner import Learner, Metric, AvgMetric
     from fastai.callback.core import Callback, CancelValidException
     from fastai.callback.schedule import ParamScheduler      # (also gives every Learner fit_one_cycle)
     from fastai.callback.training import GradientClip
