@@ -2,7 +2,8 @@
 
     python benchmarks/step_profile.py --case ours:256 --case ours_fast:96 --precision fp32 bf16 --steps 4 --threads 2
 
-Each case is METHOD:SIZE (batch 1; METHOD:SIZE:warmup for a step of a preset's pixel-term warm-up; METHOD:SIZE:bs4 for a batch of 4 crops), built and driven as benchmarks/train_step.py drives it (a whole training batch:
+Each case is METHOD:SIZE (batch 1; METHOD:SIZE:warmup for a step of a preset's pixel-term warm-up; METHOD may carry
+train_step.py's suffixes, e.g. ours_fast@bs4:96 for the demo's batch of 4 crops), built and driven as benchmarks/train_step.py drives it (a whole training batch:
 D step, G step, every loss term, both optimisers, fastai's events; the batch already in memory). After two warm-up
 steps, `--steps` steps are profiled; each operator's self time (its own, not its children's) is put in one kind by its
 name, and what no operator accounts for (Python: the losses' and fastai's code between operators, the profiler's own
@@ -59,7 +60,7 @@ def profile(step, n:int)->dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--case', action='append', default=None, help='METHOD:SIZE[:warmup][:bsN] (default ours:256, ours_fast:96 and ours_fast:96:warmup)')
+    ap.add_argument('--case', action='append', default=None, help='METHOD:SIZE[:warmup] (default ours:256, ours_fast:96 and ours_fast:96:warmup)')
     ap.add_argument('--precision', nargs='+', default=['fp32', 'bf16'])
     ap.add_argument('--steps', type=int, default=4)
     ap.add_argument('--threads', type=int, default=None)
@@ -69,15 +70,13 @@ def main():
     cases = a.case or ['ours:256', 'ours_fast:96', 'ours_fast:96:warmup']
     res = dict(machine=platform.processor() or platform.machine(), torch=torch.__version__, threads=torch.get_num_threads(), cases={})
     for c in cases:
-        method, size, *flags = c.split(':'); size = int(size)
-        bs = next((int(f[2:]) for f in flags if f[:2] == 'bs' and f[2:].isdigit()), 1)
-        if set(flags) - {'warmup', f'bs{bs}'}: raise SystemExit(f"unknown case {c!r}: write METHOD:SIZE[:warmup][:bsN]")
+        method, size, *phase = c.split(':'); size = int(size)
         for prec in a.precision:
-            step = He2ihcStep(method, size, bs, 'cpu', precision=prec)
+            step = He2ihcStep(method, size, 1, 'cpu', precision=prec)
             warm = step.learn.stain_trainer.preset.warmup_epochs if hasattr(step.learn.stain_trainer, 'preset') else 0
-            if 'warmup' not in flags: step.learn.epoch = warm   # (past a preset's warm-up: every term, both networks)
+            if phase != ['warmup']: step.learn.epoch = warm   # (past a preset's warm-up: every term, both networks)
             r = profile(step, a.steps)
-            res['cases'][f"{method} {size}px{f' bs{bs}' if bs > 1 else ''} {prec}{' warm-up' if 'warmup' in flags else ''}"] = r
+            res['cases'][f"{method} {size}px {prec}{' warm-up' if phase == ['warmup'] else ''}"] = r
             print(f"{method} {size}px {prec}: {r['wall']:.3f} s/step; top operators:",
                   ', '.join(f"{k} {v * 1e3:.0f} ms" for k, v in r['top'][:6]), flush=True)
     kinds = [k for k, _ in KINDS] + ['other operators', 'Python between operators (losses, fastai events, profiler)']
