@@ -5,7 +5,11 @@ optical density, `he2ihc.metrics.dab_od`, mean over the tiles of a grade, virtua
     python benchmarks/demo_schedules.py OUT/half-s0 --seed 0 --threads 1 --set iterations=1024 dab_pool=2
     python benchmarks/demo_schedules.py OUT/warm18-s1 --seed 1 --threads 1 --set n_epochs=14 n_epochs_decay=8 warmup_epochs=18
 
-Prints one JSON line (the verdict's measures, minutes of training, the DAB percentiles) and appends it to OUT/../schedules.jsonl."""
+Prints one JSON line (the verdict's measures, minutes of training, the seconds each epoch took from the end of the one
+before (the first from the line that starts the training, so building the networks is in it), the DAB percentiles) and appends it to OUT/../schedules.jsonl. What a warm-up epoch and a later one cost on this
+machine (two threads, idle; the last epoch also validates):
+
+    python benchmarks/demo_schedules.py OUT/epochs --seed 0 --threads 2 --set n_epochs=4 n_epochs_decay=0 warmup_epochs=2"""
 import argparse, json, time
 from pathlib import Path
 
@@ -32,8 +36,10 @@ def main():
     from he2ihc.checkpoints import load_generator
     from he2ihc.data import find_pairs
     over = {k: value(v) for k, v in (s.split('=', 1) for s in a.set)}
-    out, t = Path(a.out), time.time()
-    r = train_demo(out, seed=a.seed, progress=False, overwrite=True, log=lambda *_: None, **over)
+    out, t, ends = Path(a.out), time.time(), []
+    def log(*msg):   # train_demo's lines: the first starts the training, then one as each epoch ends
+        ends.append(time.perf_counter())
+    r = train_demo(out, seed=a.seed, progress=False, overwrite=True, log=log, **over)
     ok, why = demo_verdict(r['results'])
     G, p99 = load_generator(out/'generator.pt'), {}
     for p in find_pairs(out/'data').splits['val']:
@@ -42,6 +48,7 @@ def main():
     tr = r['results']['trained']
     line = dict(out=str(out), seed=a.seed, settings=over, passes=ok, train_min=round(r['train_seconds'] / 60, 1), min=round((time.time() - t) / 60, 1),
                 **{k: round(tr[k], 3) for k in ('HER2_kappa', 'HER2_acc', 'HER2_3plus_recall', 'Membrane_MAE', 'Ring_2plus', 'Ring_3plus')},
+                epoch_s=[round(b - e, 1) for e, b in zip(ends, ends[1:])],
                 dab_p99={k: '%.2f / %.2f' % tuple(np.mean(v, 0)) for k, v in sorted(p99.items())}, verdict=why)
     print(json.dumps(line), flush=True)
     with open(out.parent/'schedules.jsonl', 'a') as f: f.write(json.dumps(line) + '\n')
