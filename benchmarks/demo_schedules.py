@@ -6,7 +6,8 @@ optical density, `he2ihc.metrics.dab_od`, mean over the tiles of a grade, virtua
     python benchmarks/demo_schedules.py OUT/warm18-s1 --seed 1 --threads 1 --set n_epochs=14 n_epochs_decay=8 warmup_epochs=18
 
 Prints one JSON line (the verdict's measures, minutes of training, the seconds each epoch took from the end of the one
-before (the first from the line that starts the training, so building the networks is in it), the DAB percentiles) and appends it to OUT/../schedules.jsonl. What a warm-up epoch and a later one cost on this
+before, the DAB percentiles) and appends it to OUT/../schedules.jsonl. The first epoch's seconds count from the line
+that starts the training, so building the networks is in them. What a warm-up epoch and a later one cost on this
 machine (two threads, idle; the last epoch also validates):
 
     python benchmarks/demo_schedules.py OUT/epochs --seed 0 --threads 2 --set n_epochs=4 n_epochs_decay=0 warmup_epochs=2"""
